@@ -1,0 +1,347 @@
+//! The one typed, validated request every entry point turns into.
+//!
+//! CloudFormation sends every property value as a string ("true", "300"), other
+//! callers send native JSON; both are accepted. Every check here runs before any AWS
+//! call, and each error names the property at fault.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::policy::Policy;
+use crate::target::{Service, Target};
+
+/// Properties a request may carry. Anything else is refused, so a typo is not ignored.
+const KNOWN: [&str; 10] = [
+    "ResourceArn",
+    "PolicyName",
+    "Service",
+    "Region",
+    "Policy",
+    "ConfirmRemoveSelfResourceAccess",
+    "BypassPolicyLockoutCheck",
+    "WaitForPropagation",
+    "ServiceToken",
+    "ServiceTimeout",
+];
+
+/// What the caller wants done, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyRequest {
+    pub target: Target,
+    /// Absent only where it is not needed (a delete).
+    pub policy: Option<Policy>,
+    pub confirm_remove_self_resource_access: Option<bool>,
+    pub bypass_policy_lockout_check: Option<bool>,
+    pub wait_for_propagation: bool,
+    /// CloudFormation's `ServiceTimeout`: also bounds this invocation's work.
+    pub service_timeout: Option<Duration>,
+}
+
+/// Whether the request must carry a policy: puts do, deletes only need the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyNeeded {
+    Yes,
+    No,
+}
+
+impl PolicyRequest {
+    /// Validates `properties`. `default_region` is the function's own region, used for
+    /// X-Ray when `Region` is absent.
+    pub fn from_properties(
+        properties: &Value,
+        default_region: &str,
+        needed: PolicyNeeded,
+    ) -> Result<PolicyRequest, String> {
+        let props = match properties {
+            Value::Object(map) => map,
+            Value::Null => return Err("ResourceProperties are missing: ResourceArn (or PolicyName) and Policy are required".into()),
+            other => return Err(format!("ResourceProperties must be an object, got {}", kind(other))),
+        };
+        if let Some(unknown) = props.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown property {unknown:?}; known properties: {}",
+                KNOWN.join(", ")
+            ));
+        }
+
+        let service = optional_string(props, "Service")?
+            .map(|s| {
+                Service::from_key(&s).ok_or_else(|| {
+                    format!("Service {s:?} is not one of dynamodb, kinesis, xray, aps, ssm")
+                })
+            })
+            .transpose()?;
+        let region = optional_string(props, "Region")?;
+        let target = select_target(
+            optional_string(props, "ResourceArn")?,
+            optional_string(props, "PolicyName")?,
+            service,
+            region,
+            default_region,
+        )?;
+
+        let policy = match (props.get("Policy"), needed) {
+            (None | Some(Value::Null), PolicyNeeded::Yes) => {
+                return Err("Policy is required: a JSON policy document".into())
+            }
+            (None | Some(Value::Null), PolicyNeeded::No) => None,
+            (Some(raw), needed) => match Policy::parse(raw, target.service) {
+                Ok(p) => Some(p),
+                Err(e) if needed == PolicyNeeded::Yes => return Err(e),
+                // A delete does not send the policy: a bad one must not block it.
+                Err(_) => None,
+            },
+        };
+
+        let confirm = optional_bool(props, "ConfirmRemoveSelfResourceAccess")?;
+        if confirm.is_some() && target.service != Service::DynamoDb {
+            return Err(format!(
+                "ConfirmRemoveSelfResourceAccess applies to DynamoDB only, not {}",
+                target.service
+            ));
+        }
+        let bypass = optional_bool(props, "BypassPolicyLockoutCheck")?;
+        if bypass.is_some() && target.service != Service::XRay {
+            return Err(format!(
+                "BypassPolicyLockoutCheck applies to X-Ray only, not {}",
+                target.service
+            ));
+        }
+        optional_string(props, "ServiceToken")?;
+
+        Ok(PolicyRequest {
+            target,
+            policy,
+            confirm_remove_self_resource_access: confirm,
+            bypass_policy_lockout_check: bypass,
+            wait_for_propagation: optional_bool(props, "WaitForPropagation")?.unwrap_or(true),
+            service_timeout: service_timeout(props)?,
+        })
+    }
+}
+
+fn select_target(
+    arn: Option<String>,
+    name: Option<String>,
+    service: Option<Service>,
+    region: Option<String>,
+    default_region: &str,
+) -> Result<Target, String> {
+    match (arn, name) {
+        (Some(_), Some(_)) => Err(
+            "give either ResourceArn or PolicyName, not both (PolicyName is for X-Ray, which has no ARN)".into(),
+        ),
+        (Some(arn), None) => {
+            let target = Target::from_arn(&arn)?;
+            if let Some(s) = service.filter(|s| *s != target.service) {
+                return Err(format!(
+                    "Service {:?} disagrees with ResourceArn, which is a {} ARN",
+                    s.key(),
+                    target.service
+                ));
+            }
+            if let Some(r) = region.filter(|r| *r != target.region) {
+                return Err(format!(
+                    "Region {r:?} disagrees with ResourceArn, which is in {}",
+                    target.region
+                ));
+            }
+            Ok(target)
+        }
+        (None, Some(name)) => {
+            if let Some(s) = service.filter(|s| *s != Service::XRay) {
+                return Err(format!(
+                    "Service {:?} needs ResourceArn; PolicyName alone names an X-Ray policy",
+                    s.key()
+                ));
+            }
+            Target::xray(&name, region.as_deref().unwrap_or(default_region))
+        }
+        (None, None) => Err(match service {
+            Some(Service::XRay) => "PolicyName is required for X-Ray".into(),
+            _ => "ResourceArn is required (or PolicyName for an X-Ray policy)".into(),
+        }),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn optional_string(props: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match props.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(format!("{name} is empty")),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(other) => Err(format!("{name} must be a string, got {}", kind(other))),
+    }
+}
+
+/// Accepts `true` / `false` and CloudFormation's `"true"` / `"false"`.
+fn optional_bool(props: &Map<String, Value>, name: &str) -> Result<Option<bool>, String> {
+    match props.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(format!("{name} must be true or false, got {other}")),
+    }
+}
+
+/// Whole seconds from 1 to 3600, as CloudFormation defines it.
+fn service_timeout(props: &Map<String, Value>) -> Result<Option<Duration>, String> {
+    let raw = match props.get("ServiceTimeout") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let secs = match raw {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match secs {
+        Some(s @ 1..=3600) => Ok(Some(Duration::from_secs(s))),
+        _ => Err(format!(
+            "ServiceTimeout must be whole seconds from 1 to 3600, got {raw}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TABLE: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
+
+    fn parse(v: Value) -> Result<PolicyRequest, String> {
+        PolicyRequest::from_properties(&v, "eu-west-1", PolicyNeeded::Yes)
+    }
+
+    fn policy() -> Value {
+        json!({"Version": "2012-10-17", "Statement": []})
+    }
+
+    #[test]
+    fn cloudformation_strings_are_typed_back() {
+        let r = parse(json!({
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "ResourceArn": TABLE,
+            "Policy": policy().to_string(),
+            "ConfirmRemoveSelfResourceAccess": "true",
+            "WaitForPropagation": "false",
+            "ServiceTimeout": "120",
+        }))
+        .unwrap();
+        assert_eq!(r.confirm_remove_self_resource_access, Some(true));
+        assert!(!r.wait_for_propagation);
+        assert_eq!(r.service_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(
+            r.policy.unwrap().text(),
+            r#"{"Version":"2012-10-17","Statement":[]}"#
+        );
+    }
+
+    #[test]
+    fn native_json_is_accepted_too() {
+        let r = parse(json!({"ResourceArn": TABLE, "Policy": policy(), "WaitForPropagation": true, "ServiceTimeout": 60})).unwrap();
+        assert!(r.wait_for_propagation);
+        assert_eq!(r.service_timeout, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn xray_takes_policy_name_and_defaults_to_the_function_region() {
+        let r = parse(
+            json!({"PolicyName": "p1", "Policy": policy(), "BypassPolicyLockoutCheck": "false"}),
+        )
+        .unwrap();
+        assert_eq!(r.target.service, Service::XRay);
+        assert_eq!(r.target.region, "eu-west-1");
+        let r = parse(json!({"PolicyName": "p1", "Service": "xray", "Region": "us-west-2", "Policy": policy()})).unwrap();
+        assert_eq!(r.target.region, "us-west-2");
+    }
+
+    #[test]
+    fn each_bad_property_is_named() {
+        let cases = [
+            (json!({"ResourceArn": TABLE}), "Policy is required"),
+            (json!({"Policy": policy()}), "ResourceArn is required"),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "Service": "kinesis"}),
+                "Service \"kinesis\" disagrees",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "Service": "s3"}),
+                "Service \"s3\"",
+            ),
+            (json!({"ResourceArn": TABLE, "Policy": "[1,2]"}), "Policy"),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "WaitForPropagation": "yes"}),
+                "WaitForPropagation",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "Colour": "blue"}),
+                "unknown property \"Colour\"",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "ServiceTimeout": "0"}),
+                "ServiceTimeout",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "ServiceTimeout": "soon"}),
+                "ServiceTimeout",
+            ),
+            (
+                json!({"ResourceArn": 42, "Policy": policy()}),
+                "ResourceArn must be a string",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "PolicyName": "p", "Policy": policy()}),
+                "not both",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "Region": "us-west-2"}),
+                "Region",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "BypassPolicyLockoutCheck": "true"}),
+                "X-Ray only",
+            ),
+            (
+                json!({"PolicyName": "p", "Policy": policy(), "ConfirmRemoveSelfResourceAccess": "true"}),
+                "DynamoDB only",
+            ),
+            (json!("just a string"), "must be an object"),
+            (Value::Null, "ResourceProperties are missing"),
+        ];
+        for (props, needle) in cases {
+            let err = parse(props.clone()).unwrap_err();
+            assert!(err.contains(needle), "{props}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_delete_needs_only_the_target() {
+        let r = PolicyRequest::from_properties(
+            &json!({"ResourceArn": TABLE, "Policy": "not json"}),
+            "us-east-1",
+            PolicyNeeded::No,
+        )
+        .unwrap();
+        assert_eq!(r.policy, None);
+        assert!(PolicyRequest::from_properties(
+            &json!({"Policy": policy()}),
+            "us-east-1",
+            PolicyNeeded::No
+        )
+        .is_err());
+    }
+}

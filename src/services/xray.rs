@@ -1,0 +1,79 @@
+//! X-Ray policies, named per region: PutResourcePolicy / ListResourcePolicies /
+//! DeleteResourcePolicy, revisions by PolicyRevisionId.
+
+use aws_sdk_xray::Client;
+
+use super::{classify, Deleted, ErrorKind, LivePolicy, PutInput, Revision, ServiceError};
+
+fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
+    Some(match code {
+        "ThrottledException" => ErrorKind::Throttled,
+        "InvalidPolicyRevisionIdException" => ErrorKind::Conflict,
+        _ => return None,
+    })
+}
+
+/// An upsert: no revision is passed, so the template's document always wins.
+pub async fn put(
+    client: &Client,
+    name: &str,
+    input: &PutInput<'_>,
+) -> Result<Revision, ServiceError> {
+    let out = client
+        .put_resource_policy()
+        .policy_name(name)
+        .policy_document(input.policy.text())
+        .set_bypass_policy_lockout_check(input.bypass_policy_lockout_check)
+        .send()
+        .await
+        .map_err(|e| classify(&e, kind))?;
+    Ok(Revision {
+        revision_id: out
+            .resource_policy()
+            .and_then(|p| p.policy_revision_id())
+            .map(str::to_string),
+        ..Revision::default()
+    })
+}
+
+/// X-Ray has no single-policy read: list them and pick the name.
+pub async fn read(client: &Client, name: &str) -> Result<Option<LivePolicy>, ServiceError> {
+    let mut next: Option<String> = None;
+    loop {
+        let out = client
+            .list_resource_policies()
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| classify(&e, kind))?;
+        if let Some(p) = out
+            .resource_policies()
+            .iter()
+            .find(|p| p.policy_name() == Some(name))
+        {
+            return Ok(Some(LivePolicy {
+                document: p.policy_document().unwrap_or_default().to_string(),
+                revision: Revision {
+                    revision_id: p.policy_revision_id().map(str::to_string),
+                    ..Revision::default()
+                },
+            }));
+        }
+        match out.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+pub async fn delete(client: &Client, name: &str) -> Result<Deleted, ServiceError> {
+    // Deleting a name that does not exist is not an error in X-Ray's model, so a
+    // repeated delete answers like the first.
+    client
+        .delete_resource_policy()
+        .policy_name(name)
+        .send()
+        .await
+        .map_err(|e| classify(&e, kind))?;
+    Ok(Deleted::Removed)
+}

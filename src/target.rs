@@ -1,0 +1,361 @@
+//! Which resource a policy belongs to: an ARN (or an X-Ray policy name) turned into a
+//! typed [`Target`] with the service, region and the identifiers each API wants.
+//!
+//! Only the resource kinds that accept a resource-based policy are accepted, so a
+//! wrong ARN fails here, before any AWS call, with a message that says what fits.
+
+use std::fmt;
+
+/// The five services, by the key used in the `Service` property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    DynamoDb,
+    Kinesis,
+    XRay,
+    Aps,
+    Ssm,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::DynamoDb,
+        Service::Kinesis,
+        Service::XRay,
+        Service::Aps,
+        Service::Ssm,
+    ];
+
+    /// The key used in properties, ARNs and physical ids.
+    pub fn key(self) -> &'static str {
+        match self {
+            Service::DynamoDb => "dynamodb",
+            Service::Kinesis => "kinesis",
+            Service::XRay => "xray",
+            Service::Aps => "aps",
+            Service::Ssm => "ssm",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.key() == key)
+    }
+
+    /// Largest policy the service accepts, in bytes as sent (compact JSON).
+    /// Kinesis and Managed Prometheus document no limit; the service decides.
+    pub fn policy_size_limit(self) -> Option<usize> {
+        match self {
+            Service::DynamoDb => Some(20 * 1024),
+            Service::XRay => Some(5 * 1024),
+            // SSM's model: "a policy can't exceed 1024 bytes" (ResourcePolicyLimitExceededException).
+            Service::Ssm => Some(1024),
+            Service::Kinesis | Service::Aps => None,
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// The kind of resource inside a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resource {
+    DynamoDbTable { table: String },
+    DynamoDbStream { table: String, label: String },
+    KinesisStream { stream: String },
+    KinesisConsumer { stream: String, consumer: String },
+    XRayPolicy { name: String },
+    ApsWorkspace { workspace_id: String },
+    SsmParameter { name: String },
+    SsmOpsItemGroup { name: String },
+}
+
+/// A validated policy target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub service: Service,
+    /// The region whose endpoint serves the call.
+    pub region: String,
+    /// The ARN as given; `None` for X-Ray, which has none.
+    pub arn: Option<String>,
+    pub resource: Resource,
+}
+
+impl Target {
+    /// An X-Ray policy, identified by name within a region.
+    pub fn xray(name: &str, region: &str) -> Result<Target, String> {
+        let valid = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+        if !valid {
+            return Err(format!(
+                "PolicyName {name:?} is not a valid X-Ray policy name (1-128 characters of letters, digits and _+=,.@-)"
+            ));
+        }
+        check_region(region).map_err(|e| format!("Region {e}"))?;
+        Ok(Target {
+            service: Service::XRay,
+            region: region.to_string(),
+            arn: None,
+            resource: Resource::XRayPolicy {
+                name: name.to_string(),
+            },
+        })
+    }
+
+    /// Parses an ARN of one of the resource kinds that carry a resource-based policy.
+    pub fn from_arn(arn: &str) -> Result<Target, String> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        if parts.len() != 6 || parts[0] != "arn" {
+            return Err(format!(
+                "ResourceArn {arn:?} is not an ARN (expected arn:partition:service:region:account:resource)"
+            ));
+        }
+        let (partition, service, region, account, resource) =
+            (parts[1], parts[2], parts[3], parts[4], parts[5]);
+        if !is_partition(partition) {
+            return Err(format!(
+                "ResourceArn {arn:?} has an unknown partition {partition:?}"
+            ));
+        }
+        let service = match Service::from_key(service) {
+            Some(s) if s != Service::XRay => s,
+            _ => {
+                return Err(format!(
+                    "ResourceArn {arn:?} is a {service:?} ARN; supported: DynamoDB table or stream, Kinesis stream or consumer, Managed Prometheus workspace, SSM parameter or OpsItemGroup (X-Ray policies take PolicyName)"
+                ))
+            }
+        };
+        check_region(region).map_err(|e| format!("ResourceArn {arn:?} has region {e}"))?;
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "ResourceArn {arn:?} has account {account:?}; expected 12 digits"
+            ));
+        }
+        let resource = parse_resource(service, resource)
+            .map_err(|why| format!("ResourceArn {arn:?} {why}"))?;
+        Ok(Target {
+            service,
+            region: region.to_string(),
+            arn: Some(arn.to_string()),
+            resource,
+        })
+    }
+
+    /// The identifier the service's API takes: the ARN, X-Ray's name, or AMP's workspace id.
+    pub fn api_id(&self) -> &str {
+        match &self.resource {
+            Resource::XRayPolicy { name } => name,
+            Resource::ApsWorkspace { workspace_id } => workspace_id,
+            _ => self.arn.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// What identifies the target for people and for the physical id: the ARN, or for
+    /// X-Ray `xray:<region>:policy/<name>`.
+    pub fn display_id(&self) -> String {
+        match (&self.arn, &self.resource) {
+            (Some(arn), _) => arn.clone(),
+            (None, Resource::XRayPolicy { name }) => {
+                format!("xray:{}:policy/{}", self.region, name)
+            }
+            (None, _) => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display_id())
+    }
+}
+
+fn is_partition(p: &str) -> bool {
+    p == "aws"
+        || p.strip_prefix("aws-").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .split('-')
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        })
+}
+
+/// A region is a DNS label such as `us-east-1` or `cn-north-1`.
+fn check_region(region: &str) -> Result<(), String> {
+    let ok = (4..=32).contains(&region.len())
+        && region.contains('-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{region:?} is not a region name like us-east-1"))
+    }
+}
+
+fn is_name(s: &str, extra: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+fn parse_resource(service: Service, resource: &str) -> Result<Resource, String> {
+    let segments: Vec<&str> = resource.split('/').collect();
+    match (service, segments.as_slice()) {
+        (Service::DynamoDb, ["table", table]) if is_name(table, "_.-") => Ok(Resource::DynamoDbTable {
+            table: table.to_string(),
+        }),
+        (Service::DynamoDb, ["table", table, "stream", label]) if is_name(table, "_.-") && is_name(label, ":._-") => {
+            Ok(Resource::DynamoDbStream {
+                table: table.to_string(),
+                label: label.to_string(),
+            })
+        }
+        (Service::DynamoDb, ["table", _, "index", ..]) => Err(
+            "is a DynamoDB index, which cannot carry a policy of its own: grant index access in the table's policy".into(),
+        ),
+        (Service::DynamoDb, _) => Err("is not a DynamoDB table or stream ARN (table/NAME or table/NAME/stream/LABEL)".into()),
+        (Service::Kinesis, ["stream", stream]) if is_name(stream, "_.-") => Ok(Resource::KinesisStream {
+            stream: stream.to_string(),
+        }),
+        (Service::Kinesis, ["stream", stream, "consumer", consumer])
+            if is_name(stream, "_.-") && is_name(consumer, "_.-:") =>
+        {
+            Ok(Resource::KinesisConsumer {
+                stream: stream.to_string(),
+                consumer: consumer.to_string(),
+            })
+        }
+        (Service::Kinesis, _) => Err(
+            "is not a Kinesis stream or consumer ARN (stream/NAME or stream/NAME/consumer/NAME:EPOCH)".into(),
+        ),
+        (Service::Aps, ["workspace", id]) if is_name(id, "-_") => Ok(Resource::ApsWorkspace {
+            workspace_id: id.to_string(),
+        }),
+        (Service::Aps, _) => Err("is not a Managed Prometheus workspace ARN (workspace/ID)".into()),
+        (Service::Ssm, ["parameter", rest @ ..]) if !rest.is_empty() && rest.iter().all(|s| is_name(s, "_.-")) => {
+            Ok(Resource::SsmParameter { name: rest.join("/") })
+        }
+        (Service::Ssm, ["opsitemgroup", name]) if is_name(name, "_.-") => Ok(Resource::SsmOpsItemGroup {
+            name: name.to_string(),
+        }),
+        (Service::Ssm, _) => Err("is not an SSM parameter or OpsItemGroup ARN (parameter/NAME or opsitemgroup/NAME)".into()),
+        (Service::XRay, _) => Err("X-Ray policies have no ARN".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_table_and_stream_parse() {
+        let t = Target::from_arn("arn:aws:dynamodb:eu-west-1:123456789012:table/orders").unwrap();
+        assert_eq!(t.service, Service::DynamoDb);
+        assert_eq!(t.region, "eu-west-1");
+        assert_eq!(
+            t.resource,
+            Resource::DynamoDbTable {
+                table: "orders".into()
+            }
+        );
+        let s = Target::from_arn(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-11-22T01:02:03.456",
+        )
+        .unwrap();
+        assert!(matches!(s.resource, Resource::DynamoDbStream { .. }));
+        assert_eq!(
+            s.api_id(),
+            "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-11-22T01:02:03.456"
+        );
+    }
+
+    #[test]
+    fn a_dynamodb_index_is_refused_with_advice() {
+        let e =
+            Target::from_arn("arn:aws:dynamodb:us-east-1:123456789012:table/orders/index/byDate")
+                .unwrap_err();
+        assert!(e.contains("index") && e.contains("table's policy"), "{e}");
+    }
+
+    #[test]
+    fn kinesis_consumer_keeps_its_creation_epoch() {
+        let t = Target::from_arn(
+            "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/clicks/consumer/app:1700000000",
+        )
+        .unwrap();
+        assert_eq!(
+            t.resource,
+            Resource::KinesisConsumer {
+                stream: "clicks".into(),
+                consumer: "app:1700000000".into()
+            }
+        );
+    }
+
+    #[test]
+    fn aps_api_id_is_the_workspace_id() {
+        let t =
+            Target::from_arn("arn:aws:aps:us-west-2:123456789012:workspace/ws-1234-abcd").unwrap();
+        assert_eq!(t.api_id(), "ws-1234-abcd");
+    }
+
+    #[test]
+    fn ssm_parameter_paths_and_opsitemgroups_parse() {
+        let t =
+            Target::from_arn("arn:aws:ssm:us-east-1:123456789012:parameter/app/config").unwrap();
+        assert_eq!(
+            t.resource,
+            Resource::SsmParameter {
+                name: "app/config".into()
+            }
+        );
+        let g =
+            Target::from_arn("arn:aws:ssm:us-east-1:123456789012:opsitemgroup/default").unwrap();
+        assert!(matches!(g.resource, Resource::SsmOpsItemGroup { .. }));
+    }
+
+    #[test]
+    fn foreign_and_malformed_arns_are_refused() {
+        for (arn, needle) in [
+            ("arn:aws:s3:::my-bucket", "\"s3\""),
+            ("not-an-arn", "not an ARN"),
+            ("arn:aws:dynamodb:us-east-1:12345:table/t", "12 digits"),
+            ("arn:aws:dynamodb:US_EAST:123456789012:table/t", "region"),
+            ("arn:aws:kinesis:us-east-1:123456789012:table/t", "Kinesis"),
+            (
+                "arn:aws:aps:us-east-1:123456789012:rulegroupsnamespace/ws/x",
+                "workspace",
+            ),
+            (
+                "arn:foo:dynamodb:us-east-1:123456789012:table/t",
+                "partition",
+            ),
+            ("arn:aws:xray:us-east-1:123456789012:group/g", "PolicyName"),
+        ] {
+            let e = Target::from_arn(arn).unwrap_err();
+            assert!(e.contains(needle), "{arn}: {e}");
+            assert!(e.contains("ResourceArn"), "{arn}: {e}");
+        }
+    }
+
+    #[test]
+    fn xray_names_and_display_ids() {
+        let t = Target::xray("my-policy", "us-east-1").unwrap();
+        assert_eq!(t.display_id(), "xray:us-east-1:policy/my-policy");
+        assert!(Target::xray("bad name!", "us-east-1")
+            .unwrap_err()
+            .contains("PolicyName"));
+        assert!(Target::xray(&"x".repeat(129), "us-east-1").is_err());
+        assert!(Target::xray("ok", "nowhere")
+            .unwrap_err()
+            .contains("Region"));
+    }
+}
