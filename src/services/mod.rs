@@ -234,7 +234,14 @@ pub struct Clients {
 }
 
 macro_rules! regional_client {
-    ($fn:ident, $krate:ident) => {
+    ($fn:ident, $preset:ident, $krate:ident) => {
+        /// Uses `client` for this service in `region` instead of building one from the
+        /// shared config (a client with its own configuration, or a mocked one).
+        pub fn $preset(self, region: &str, client: $krate::Client) -> Self {
+            self.$fn.get(region, || client);
+            self
+        }
+
         pub fn $fn(&self, region: &str) -> $krate::Client {
             self.$fn.get(region, || {
                 let conf = $krate::config::Builder::from(&self.config)
@@ -258,11 +265,11 @@ impl Clients {
         }
     }
 
-    regional_client!(dynamodb, aws_sdk_dynamodb);
-    regional_client!(kinesis, aws_sdk_kinesis);
-    regional_client!(xray, aws_sdk_xray);
-    regional_client!(aps, aws_sdk_amp);
-    regional_client!(ssm, aws_sdk_ssm);
+    regional_client!(dynamodb, with_dynamodb, aws_sdk_dynamodb);
+    regional_client!(kinesis, with_kinesis, aws_sdk_kinesis);
+    regional_client!(xray, with_xray, aws_sdk_xray);
+    regional_client!(aps, with_aps, aws_sdk_amp);
+    regional_client!(ssm, with_ssm, aws_sdk_ssm);
 
     /// Attaches the policy; returns the revision the service reports.
     pub async fn put(

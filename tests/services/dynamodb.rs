@@ -1,0 +1,416 @@
+//! DynamoDB adapter: RevisionId, PolicyNotFound, ResourceInUse, invalid principals.
+
+use aws_sdk_dynamodb::operation::delete_resource_policy::DeleteResourcePolicyOutput;
+use aws_sdk_dynamodb::operation::get_resource_policy::GetResourcePolicyOutput;
+use aws_sdk_dynamodb::operation::put_resource_policy::PutResourcePolicyOutput;
+use aws_sdk_dynamodb::Client;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use resource_policy_provider::apply::put_policy;
+use resource_policy_provider::policy::Policy;
+use resource_policy_provider::retry::NotFound;
+use resource_policy_provider::services::{dynamodb, Deleted, ErrorKind, PutInput, Revision};
+use resource_policy_provider::target::Service;
+use serde_json::json;
+
+use crate::support::*;
+
+const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
+
+fn policy() -> Policy {
+    Policy::parse(&json!(POLICY), Service::DynamoDb).unwrap()
+}
+
+fn input(p: &Policy) -> PutInput<'_> {
+    PutInput {
+        policy: p,
+        previous: Box::leak(Box::default()),
+        confirm_remove_self_resource_access: Some(true),
+        bypass_policy_lockout_check: None,
+        client_token: "req-1",
+    }
+}
+
+fn get_output(revision: &str) -> GetResourcePolicyOutput {
+    GetResourcePolicyOutput::builder()
+        .policy(POLICY)
+        .revision_id(revision)
+        .build()
+}
+
+#[tokio::test]
+async fn put_sends_the_compact_policy_and_returns_the_revision() {
+    let put = mock!(Client::put_resource_policy)
+        .match_requests(|r| {
+            r.resource_arn() == Some(ARN)
+                && r.policy() == Some(POLICY)
+                && r.confirm_remove_self_resource_access() == Some(true)
+        })
+        .then_output(|| {
+            PutResourcePolicyOutput::builder()
+                .revision_id("r-1")
+                .build()
+        });
+    let client = mock_client!(aws_sdk_dynamodb, [&put]);
+    let p = policy();
+    let rev = dynamodb::put(&client, ARN, &input(&p)).await.unwrap();
+    assert_eq!(rev.revision_id.as_deref(), Some("r-1"));
+    assert_eq!(put.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn read_returns_the_document_and_revision_and_none_when_absent() {
+    let get = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| get_output("r-7"))
+        .http_response(|| json_error(400, "PolicyNotFoundException", "no policy"))
+        .http_response(|| json_error(400, "ResourceNotFoundException", "no table"))
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, [&get]);
+    let live = dynamodb::read(&client, ARN).await.unwrap().unwrap();
+    assert_eq!(live.document, POLICY);
+    assert_eq!(live.revision.revision_id.as_deref(), Some("r-7"));
+    assert_eq!(dynamodb::read(&client, ARN).await.unwrap(), None);
+    assert_eq!(dynamodb::read(&client, ARN).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn delete_treats_a_missing_policy_or_table_as_already_gone() {
+    let del = mock!(Client::delete_resource_policy)
+        .sequence()
+        .output(|| {
+            DeleteResourcePolicyOutput::builder()
+                .revision_id("r-2")
+                .build()
+        })
+        .http_response(|| json_error(400, "PolicyNotFoundException", "no policy"))
+        .http_response(|| json_error(400, "ResourceNotFoundException", "no table"))
+        .http_response(|| json_error(400, "AccessDeniedException", "denied"))
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, [&del]);
+    assert_eq!(
+        dynamodb::delete(&client, ARN).await.unwrap(),
+        Deleted::Removed
+    );
+    assert_eq!(
+        dynamodb::delete(&client, ARN).await.unwrap(),
+        Deleted::AlreadyGone
+    );
+    assert_eq!(
+        dynamodb::delete(&client, ARN).await.unwrap(),
+        Deleted::AlreadyGone
+    );
+    let e = dynamodb::delete(&client, ARN).await.unwrap_err();
+    assert_eq!(
+        (e.kind, e.code.as_str()),
+        (ErrorKind::Terminal, "AccessDeniedException")
+    );
+}
+
+#[tokio::test]
+async fn each_error_is_classified() {
+    let cases = [
+        (
+            400,
+            "ResourceInUseException",
+            "table is being updated",
+            ErrorKind::NotReady,
+        ),
+        (
+            400,
+            "ResourceNotFoundException",
+            "no table",
+            ErrorKind::ResourceNotFound,
+        ),
+        (
+            400,
+            "PolicyNotFoundException",
+            "revision mismatch",
+            ErrorKind::PolicyNotFound,
+        ),
+        (
+            400,
+            "LimitExceededException",
+            "too many",
+            ErrorKind::Throttled,
+        ),
+        (
+            400,
+            "ThrottlingException",
+            "slow down",
+            ErrorKind::Throttled,
+        ),
+        (500, "InternalServerError", "oops", ErrorKind::Transient),
+        (
+            400,
+            "ValidationException",
+            "Invalid principal in policy document",
+            ErrorKind::InvalidPrincipal,
+        ),
+        (
+            400,
+            "ValidationException",
+            "Policy document is malformed",
+            ErrorKind::Terminal,
+        ),
+        (400, "AccessDeniedException", "denied", ErrorKind::Terminal),
+    ];
+    for (status, code, message, kind) in cases {
+        let put = mock!(Client::put_resource_policy)
+            .then_http_response(move || json_error(status, code, message));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put], |c| c
+            .retry_config(sdk_retries(1)));
+        let p = policy();
+        let e = dynamodb::put(&client, ARN, &input(&p)).await.unwrap_err();
+        assert_eq!((e.kind, e.code.as_str()), (kind, code), "{message}");
+        assert_eq!(put.num_calls(), 1);
+    }
+}
+
+// ---- the retry and read-back layer over DynamoDB ----
+
+fn app_with(
+    put: &aws_smithy_mocks::Rule,
+    get: &aws_smithy_mocks::Rule,
+) -> resource_policy_provider::App {
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [put, get], |c| c
+        .retry_config(sdk_retries(4)));
+    app(empty_clients().with_dynamodb("us-east-1", client))
+}
+
+fn table_request() -> resource_policy_provider::request::PolicyRequest {
+    request(json!({"ResourceArn": ARN, "Policy": POLICY}))
+}
+
+#[tokio::test]
+async fn throttling_is_absorbed_by_the_sdk_retries() {
+    let put = mock!(Client::put_resource_policy)
+        .sequence()
+        .http_response(|| json_error(400, "ThrottlingException", "slow down"))
+        .times(3)
+        .output(|| {
+            PutResourcePolicyOutput::builder()
+                .revision_id("r-1")
+                .build()
+        })
+        .build();
+    let get = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| get_output("r-1"))
+        .repeatedly()
+        .build();
+    let app = app_with(&put, &get);
+    let applied = put_policy(
+        &app,
+        &table_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &budget(5_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        put.num_calls(),
+        4,
+        "three throttled attempts and one success, all inside the SDK"
+    );
+    assert_eq!(applied.attempts, 1);
+    assert_eq!(get.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_table_that_is_not_ready_is_retried_by_the_application() {
+    let put = mock!(Client::put_resource_policy)
+        .sequence()
+        .http_response(|| json_error(400, "ResourceInUseException", "Table is being updated"))
+        .times(3)
+        .output(|| {
+            PutResourcePolicyOutput::builder()
+                .revision_id("r-1")
+                .build()
+        })
+        .build();
+    let get = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| get_output("r-1"))
+        .repeatedly()
+        .build();
+    let app = app_with(&put, &get);
+    let applied = put_policy(
+        &app,
+        &table_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &budget(5_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!(put.num_calls(), 4);
+    assert_eq!(applied.attempts, 4);
+    assert_eq!(applied.revision.revision_id.as_deref(), Some("r-1"));
+}
+
+#[tokio::test]
+async fn read_back_waits_through_old_revision_and_not_found() {
+    let put = mock!(Client::put_resource_policy).then_output(|| {
+        PutResourcePolicyOutput::builder()
+            .revision_id("r-2")
+            .build()
+    });
+    let get = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| get_output("r-1"))
+        .http_response(|| json_error(400, "PolicyNotFoundException", "not yet"))
+        .output(|| get_output("r-2"))
+        .build();
+    let app = app_with(&put, &get);
+    let applied = put_policy(
+        &app,
+        &table_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &budget(5_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get.num_calls(), 3);
+    assert!(applied.propagation.is_some());
+    assert_eq!(
+        applied.attributes(&table_request().target)["RevisionId"],
+        "r-2"
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_error_is_reported_after_one_call() {
+    let put = mock!(Client::put_resource_policy).then_http_response(|| {
+        json_error(400, "ValidationException", "Policy document is malformed")
+    });
+    let get = mock!(Client::get_resource_policy).then_output(|| get_output("x"));
+    let app = app_with(&put, &get);
+    let e = put_policy(
+        &app,
+        &table_request(),
+        &Revision::default(),
+        NotFound::MayAppear,
+        "t",
+        &budget(5_000),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(put.num_calls(), 1);
+    assert_eq!(get.num_calls(), 0);
+    assert!(!e.write_accepted);
+    assert!(
+        e.reason
+            .contains("ValidationException: Policy document is malformed"),
+        "{}",
+        e.reason
+    );
+}
+
+#[tokio::test]
+async fn invalid_principal_and_missing_table_are_waited_out_on_create() {
+    let put = mock!(Client::put_resource_policy)
+        .sequence()
+        .http_response(|| {
+            json_error(
+                400,
+                "ResourceNotFoundException",
+                "Requested resource not found",
+            )
+        })
+        .http_response(|| {
+            json_error(
+                400,
+                "ValidationException",
+                "Invalid principal in policy document",
+            )
+        })
+        .output(|| {
+            PutResourcePolicyOutput::builder()
+                .revision_id("r-1")
+                .build()
+        })
+        .build();
+    let get = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| get_output("r-1"))
+        .repeatedly()
+        .build();
+    let app = app_with(&put, &get);
+    let applied = put_policy(
+        &app,
+        &table_request(),
+        &Revision::default(),
+        NotFound::MayAppear,
+        "t",
+        &budget(5_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!((put.num_calls(), applied.attempts), (3, 3));
+}
+
+#[tokio::test]
+async fn a_missing_table_is_final_on_update() {
+    let put = mock!(Client::put_resource_policy).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceNotFoundException",
+            "Requested resource not found",
+        )
+    });
+    let get = mock!(Client::get_resource_policy).then_output(|| get_output("x"));
+    let app = app_with(&put, &get);
+    let e = put_policy(
+        &app,
+        &table_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &budget(5_000),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(put.num_calls(), 1);
+    assert!(e.reason.contains("ResourceNotFoundException"));
+}
+
+#[tokio::test]
+async fn a_change_that_never_shows_fails_before_the_budget_ends_and_says_so() {
+    let put = mock!(Client::put_resource_policy).then_output(|| {
+        PutResourcePolicyOutput::builder()
+            .revision_id("r-2")
+            .build()
+    });
+    let get = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| get_output("r-1"))
+        .repeatedly()
+        .build();
+    let app = app_with(&put, &get);
+    let b = budget(400);
+    let e = put_policy(
+        &app,
+        &table_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &b,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        tokio::time::Instant::now() <= b.work_deadline() + std::time::Duration::from_millis(50)
+    );
+    assert!(e.write_accepted);
+    assert!(
+        e.reason.contains("not in force") && e.reason.contains("revision r-1"),
+        "{}",
+        e.reason
+    );
+    assert!(get.num_calls() > 3);
+}

@@ -1,0 +1,10 @@
+//! Service adapters and the retry / read-back layer against `aws-smithy-mocks`:
+//! every error branch, cheaply, with call counts asserted. Errors are given as the
+//! HTTP responses each service sends, so the SDK's real error parsing is exercised.
+
+mod aps;
+mod dynamodb;
+mod kinesis;
+mod ssm;
+mod support;
+mod xray;

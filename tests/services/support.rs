@@ -1,0 +1,85 @@
+//! Shared helpers: wire-format error responses, a fast app, budgets, requests.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use resource_policy_provider::budget::Budget;
+use resource_policy_provider::request::{PolicyNeeded, PolicyRequest};
+use resource_policy_provider::services::Clients;
+use resource_policy_provider::settings::Settings;
+use resource_policy_provider::App;
+use serde_json::{json, Value};
+
+/// An awsJson (DynamoDB, Kinesis, SSM) error as the service sends it.
+pub fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let body = json!({"__type": format!("com.amazonaws.service#{code}"), "message": message});
+    HttpResponse::new(
+        StatusCode::try_from(status).unwrap(),
+        SdkBody::from(body.to_string()),
+    )
+}
+
+/// A restJson1 (X-Ray, Managed Prometheus) error as the service sends it.
+pub fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let mut r = HttpResponse::new(
+        StatusCode::try_from(status).unwrap(),
+        SdkBody::from(json!({"message": message}).to_string()),
+    );
+    r.headers_mut().insert(
+        "x-amzn-errortype",
+        format!("{code}:http://internal.amazon.com/coral/"),
+    );
+    r.headers_mut().insert("content-type", "application/json");
+    r
+}
+
+/// The SDK's standard retry with the test's attempts and no real waiting.
+pub fn sdk_retries(max_attempts: u32) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(max_attempts)
+        .with_initial_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(5))
+}
+
+pub fn fast_settings() -> Settings {
+    Settings {
+        retry_base: Duration::from_millis(5),
+        retry_max_delay: Duration::from_millis(20),
+        not_found_grace: Duration::from_millis(500),
+        invalid_principal_grace: Duration::from_millis(500),
+        poll_initial: Duration::from_millis(5),
+        poll_max: Duration::from_millis(20),
+        ..Settings::default()
+    }
+}
+
+pub fn empty_clients() -> Clients {
+    Clients::new(
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build(),
+    )
+}
+
+pub fn app(clients: Clients) -> App {
+    App {
+        clients,
+        settings: fast_settings(),
+        region: "us-east-1".into(),
+    }
+}
+
+pub fn budget(millis: u64) -> Budget {
+    Budget::new(Duration::from_millis(millis), None, Duration::ZERO)
+}
+
+pub fn request(props: Value) -> PolicyRequest {
+    PolicyRequest::from_properties(&props, "us-east-1", PolicyNeeded::Yes).unwrap()
+}
+
+pub const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"*","Resource":"*"}]}"#;
