@@ -7,4 +7,6 @@ mod dynamodb;
 mod kinesis;
 mod ssm;
 mod support;
+#[path = "../common/wire.rs"]
+mod wire;
 mod xray;

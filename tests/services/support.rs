@@ -4,38 +4,14 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::http::StatusCode;
-use aws_smithy_types::body::SdkBody;
 use resource_policy_provider::budget::Budget;
 use resource_policy_provider::request::{PolicyNeeded, PolicyRequest};
 use resource_policy_provider::services::Clients;
 use resource_policy_provider::settings::Settings;
 use resource_policy_provider::App;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// An awsJson (DynamoDB, Kinesis, SSM) error as the service sends it.
-pub fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
-    let body = json!({"__type": format!("com.amazonaws.service#{code}"), "message": message});
-    HttpResponse::new(
-        StatusCode::try_from(status).unwrap(),
-        SdkBody::from(body.to_string()),
-    )
-}
-
-/// A restJson1 (X-Ray, Managed Prometheus) error as the service sends it.
-pub fn rest_error(status: u16, code: &str, message: &str) -> HttpResponse {
-    let mut r = HttpResponse::new(
-        StatusCode::try_from(status).unwrap(),
-        SdkBody::from(json!({"message": message}).to_string()),
-    );
-    r.headers_mut().insert(
-        "x-amzn-errortype",
-        format!("{code}:http://internal.amazon.com/coral/"),
-    );
-    r.headers_mut().insert("content-type", "application/json");
-    r
-}
+pub use crate::wire::*;
 
 /// The SDK's standard retry with the test's attempts and no real waiting.
 pub fn sdk_retries(max_attempts: u32) -> RetryConfig {
