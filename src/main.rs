@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    init_logging();
     let settings = Settings::from_env()?;
     let config = sdk_loader(&settings).load().await;
     let region = config
@@ -41,4 +41,29 @@ async fn main() -> Result<(), Error> {
         }
     }))
     .await
+}
+
+/// Plain text, or JSON when Lambda's log format is JSON; level from
+/// AWS_LAMBDA_LOG_LEVEL or RUST_LOG (default INFO). No ANSI colours: CloudWatch shows
+/// them as noise. Lambda stamps the time itself.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let filter =
+        EnvFilter::try_new(level.to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time();
+    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        fmt.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        fmt.init();
+    }
 }

@@ -110,9 +110,7 @@ where
         if Instant::now() + delay >= budget.work_deadline() {
             break;
         }
-        if reads == 1 || reads % 5 == 0 {
-            info!(reads, delay_ms = delay.as_millis() as u64, last_seen = %last_seen, "waiting for {what}");
-        }
+        info!(reads, delay_ms = delay.as_millis() as u64, last_seen = %last_seen, "waiting for {what}");
         sleep(delay).await;
     }
     Err(format!(
