@@ -24,7 +24,14 @@ const RUNS: usize = 3;
 
 fn control(port: u16, path: &str, body: serde_json::Value) {
     let out = Command::new("curl")
-        .args(["-sf", "-X", "POST", "-H", "content-type: application/json", "-d"])
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+        ])
         .arg(body.to_string())
         .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
@@ -34,25 +41,47 @@ fn control(port: u16, path: &str, body: serde_json::Value) {
 
 #[tokio::main]
 async fn main() {
-    let python = if std::path::Path::new(".venv/bin/python").exists() { ".venv/bin/python" } else { "python3" };
+    let python = if std::path::Path::new(".venv/bin/python").exists() {
+        ".venv/bin/python"
+    } else {
+        "python3"
+    };
     let mut server = Command::new(python)
-        .args(["tests/peers/policy_server.py", "--host", "127.0.0.1", "--port", "0"])
+        .args([
+            "tests/peers/policy_server.py",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start tests/peers/policy_server.py (run from the repository root)");
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port: u16 = line.trim().strip_prefix("LISTENING ").and_then(|p| p.parse().ok()).expect("LISTENING <port>");
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .strip_prefix("LISTENING ")
+        .and_then(|p| p.parse().ok())
+        .expect("LISTENING <port>");
 
     let settings = Settings::default();
     let config = resource_policy_provider::sdk_loader(&settings)
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "bench"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "bench",
+        ))
         .load()
         .await;
-    let app = App { clients: Clients::new(config), settings, region: "us-east-1".into() };
+    let app = App {
+        clients: Clients::new(config),
+        settings,
+        region: "us-east-1".into(),
+    };
 
     println!("| D (s) | overshoot median (ms) | worst (ms) | target (ms) |");
     println!("|---|---|---|---|");
@@ -62,15 +91,31 @@ async fn main() {
         let mut overshoots = Vec::new();
         for run in 0..RUNS {
             let props = json!({"PolicyName": format!("bench-{d}-{run}"), "Policy": {"Version": "2012-10-17", "Statement": []}});
-            let req = PolicyRequest::from_properties(&props, "us-east-1", PolicyNeeded::Yes).unwrap();
+            let req =
+                PolicyRequest::from_properties(&props, "us-east-1", PolicyNeeded::Yes).unwrap();
             let budget = Budget::new(Duration::from_secs(120), None, Duration::ZERO);
-            let applied = put_policy(&app, &req, &Revision::default(), NotFound::Final, "bench", &budget).await.expect("put succeeds");
+            let applied = put_policy(
+                &app,
+                &req,
+                &Revision::default(),
+                NotFound::Final,
+                "bench",
+                &budget,
+            )
+            .await
+            .expect("put succeeds");
             let waited = applied.propagation.unwrap();
             overshoots.push(waited.as_millis() as i64 - d as i64);
         }
         overshoots.sort();
         let target = (d as f64 * 0.2).max(250.0) as i64;
-        println!("| {:.1} | {} | {} | {} |", d as f64 / 1000.0, overshoots[RUNS / 2], overshoots[RUNS - 1], target);
+        println!(
+            "| {:.1} | {} | {} | {} |",
+            d as f64 / 1000.0,
+            overshoots[RUNS / 2],
+            overshoots[RUNS - 1],
+            target
+        );
     }
     let _ = server.kill();
 }

@@ -12,6 +12,7 @@ Fixtures:
   ministack          session: Emulator (own process and port per xdist worker)
   moto               session: Emulator for moto_server (started only if a test asks)
   microburst         function: factory start(upstream=None, rules=None) -> Microburst
+  policy_server      function: PolicyServer (tests/peers/policy_server.py), own process per test
   aws                function: factory aws("dynamodb") -> boto3 client on ministack
   stacks             function: StackDeployer on ministack; deletes leftovers at teardown
   unique_name        function: factory unique_name("prefix") -> unique, worker-tagged name
@@ -41,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - environment guard
     ) from exc
 
 import harness
-from harness import Emulator, Microburst, PeerError, StackDeployer
+from harness import Emulator, Microburst, PeerError, PolicyServer, StackDeployer
 
 STANDIN_BOOTSTRAP = Path(__file__).resolve().parent / "standin" / "bootstrap"
 DEFAULT_PROVIDER_BOOTSTRAP = "target/debug/resource-policy-provider"
@@ -101,6 +102,16 @@ def microburst(request: pytest.FixtureRequest, peer_tmp: Path):
     yield start
     for proxy in started:
         proxy.peer.stop()
+
+
+@pytest.fixture
+def policy_server(peer_tmp: Path):
+    """X-Ray / Managed Prometheus / SSM test server, fresh state for each test."""
+    peer = _start_or_fail(harness.start_policy_server, peer_tmp / "policy-server")
+    try:
+        yield PolicyServer(peer)
+    finally:
+        peer.stop()
 
 
 @pytest.fixture

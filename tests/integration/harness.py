@@ -260,6 +260,25 @@ def start_microburst(tmp: Path, upstream: str, rules: list[dict] | None = None) 
     )
 
 
+POLICY_SERVER = REPO_ROOT / "tests" / "peers" / "policy_server.py"
+
+
+def start_policy_server(tmp: Path) -> PeerProcess:
+    """The project's own X-Ray / Managed Prometheus / SSM test server
+    (tests/peers/policy_server.py, stdlib only) on 127.0.0.1:<free port>."""
+    if not POLICY_SERVER.is_file():
+        raise PeerError(f"{POLICY_SERVER} is missing: it is part of the repository (tests/peers/), "
+                        "restore it from version control")
+    python = venv_tool("python")
+    return start_peer(
+        "policy-server",
+        lambda port: [str(python), str(POLICY_SERVER), "--host", "127.0.0.1", "--port", str(port)],
+        lambda port: _base_env(tmp),
+        lambda port: f"http://127.0.0.1:{port}/_fake/config",
+        tmp,
+    )
+
+
 # --------------------------------------------------------------------------
 # clients
 # --------------------------------------------------------------------------
@@ -363,6 +382,66 @@ class Microburst:
         """{service: {"requests": n, "faulted": n}} from /_microburst/stats."""
         return {row["service"]: {"requests": row["requests"], "faulted": row["faulted"]}
                 for row in self.stats()["by_service"]}
+
+
+class PolicyServer:
+    """A running tests/peers/policy_server.py and its control API (/_fake/*):
+    see tests/peers/README.md. Account 123456789012, signatures not checked."""
+
+    ACCOUNT = "123456789012"
+
+    def __init__(self, peer: PeerProcess):
+        self.peer = peer
+
+    @property
+    def url(self) -> str:
+        return self.peer.url
+
+    def endpoint_environment(self) -> dict[str, str]:
+        """Function variables sending the SDK's X-Ray, AMP and SSM calls here."""
+        return {f"AWS_ENDPOINT_URL_{svc}": self.url for svc in ("XRAY", "AMP", "SSM")}
+
+    def client(self, service: str, **kwargs):
+        return client(service, self.url, **kwargs)
+
+    def _control(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/_fake/{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"policy server {method} /_fake/{path}: {e.code} {e.read()!r}") from None
+
+    def reset(self) -> None:
+        self._control("POST", "reset")
+
+    def configure(self, **config: int) -> dict:
+        """propagation_delay_ms, aps_transition_ms, workspace_creation_ms, ..."""
+        return self._control("POST", "config", config)
+
+    def fault(self, service: str, error: str, *, operation: str | None = None, count: int = 1,
+              **more: Any) -> None:
+        """The next `count` matching calls fail with `error` (FIFO per service/operation)."""
+        body = {"service": service, "error": error, "count": count, **more}
+        if operation:
+            body["operation"] = operation
+        self._control("POST", "faults", body)
+
+    def add_workspace(self, **spec: Any) -> dict:
+        """{workspaceId?, status?="ACTIVE", active_after_ms?, region?, alias?} -> workspace (with arn)."""
+        return self._control("POST", "workspaces", spec)
+
+    def add_ssm_resource(self, arn: str) -> None:
+        self._control("POST", "ssm-resources", {"arn": arn})
+
+    def state(self) -> dict:
+        return self._control("GET", "state")
+
+    def calls(self, service: str, operation: str | None = None) -> list[dict]:
+        return [c for c in self.state()["calls"]
+                if c["service"] == service and (operation is None or c["operation"] == operation)]
 
 
 # --------------------------------------------------------------------------
