@@ -674,3 +674,47 @@ async fn a_client_error_on_the_response_put_is_reported_not_retried() {
     assert!(err.contains("403") && !err.contains("secret"), "{err}");
     assert_eq!(h.rec.received("expired").len(), 1);
 }
+
+#[tokio::test]
+async fn eventbridge_apply_requests_put_and_delete_and_others_are_refused() {
+    let h = harness().await;
+    let put = json!({"version": "0", "id": "ev-1", "detail-type": "PutResourcePolicy", "source": "platform.policies",
+        "detail": {"ResourceArn": KIN, "Policy": POLICY_V1}});
+    let out = h.invoke_raw(&put.to_string()).await.unwrap();
+    assert_eq!(out["Status"], "APPLIED");
+    assert_eq!(out["Target"], KIN);
+    assert!(h.fakes.store.holds(KIN).is_some());
+
+    let del = json!({"id": "ev-2", "detail-type": "DeleteResourcePolicy", "source": "platform.policies", "detail": {"ResourceArn": KIN}});
+    assert_eq!(
+        h.invoke_raw(&del.to_string()).await.unwrap()["Status"],
+        "DELETED"
+    );
+    assert_eq!(h.fakes.store.holds(KIN), None);
+
+    let bad =
+        json!({"id": "ev-3", "detail-type": "PutResourcePolicy", "detail": {"ResourceArn": KIN}});
+    assert!(h
+        .invoke_raw(&bad.to_string())
+        .await
+        .unwrap_err()
+        .contains("Policy is required"));
+
+    let trail = json!({"id": "ev-4", "detail-type": "AWS API Call via CloudTrail", "source": "aws.dynamodb", "detail": {"eventName": "PutResourcePolicy"}});
+    assert_eq!(
+        h.invoke_raw(&trail.to_string()).await.unwrap()["Status"],
+        "IGNORED"
+    );
+
+    let other =
+        json!({"id": "ev-5", "detail-type": "Object Created", "source": "aws.s3", "detail": {}});
+    let err = h.invoke_raw(&other.to_string()).await.unwrap_err();
+    assert!(
+        err.contains("Object Created") && err.contains("aws.s3"),
+        "{err}"
+    );
+    assert!(
+        h.rec.received("").is_empty(),
+        "EventBridge never answers a ResponseURL"
+    );
+}
