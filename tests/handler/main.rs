@@ -718,3 +718,35 @@ async fn eventbridge_apply_requests_put_and_delete_and_others_are_refused() {
         "EventBridge never answers a ResponseURL"
     );
 }
+
+#[tokio::test]
+async fn every_sample_event_is_valid_and_succeeds() {
+    let h = harness().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut seen = 0;
+    for name in ["dynamodb", "kinesis", "xray", "aps", "ssm"] {
+        for kind in ["create", "update", "delete"] {
+            let file = dir.join(format!("cfn-{name}-{kind}.json"));
+            let mut e: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let path = format!("sample-{name}-{kind}");
+            e["ResponseURL"] = json!(h.rec.url(&path));
+            let r = h.respond(&path, &e).await;
+            assert_eq!(
+                r.body["Status"],
+                "SUCCESS",
+                "{}: {}",
+                file.display(),
+                r.body
+            );
+            seen += 1;
+        }
+    }
+    for name in ["dynamodb", "kinesis", "xray", "aps", "ssm"] {
+        let file = dir.join(format!("eventbridge-put-{name}.json"));
+        let out = h.invoke_raw(&std::fs::read_to_string(&file).unwrap()).await;
+        assert_eq!(out.unwrap()["Status"], "APPLIED", "{}", file.display());
+        seen += 1;
+    }
+    assert_eq!(seen, 20);
+}

@@ -165,3 +165,63 @@ fn client_tokens_fit_the_model() {
     assert_eq!(t.len(), 64);
     assert!(t.starts_with("delete-"));
 }
+
+#[tokio::test]
+async fn a_policy_stuck_updating_fails_within_the_budget() {
+    let put =
+        mock!(Client::put_resource_policy).then_output(|| put_output(Status::Updating, "rev-5"));
+    let describe = mock!(Client::describe_resource_policy)
+        .sequence()
+        .output(|| described(Status::Updating, "rev-5"))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_amp, RuleMode::MatchAny, [&put, &describe]);
+    let app = app(empty_clients().with_aps("us-east-1", client));
+    let b = budget(300);
+    let e = put_policy(
+        &app,
+        &ws_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &b,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.reason.contains("status UPDATING") && e.reason.contains("time budget"),
+        "{}",
+        e.reason
+    );
+    assert!(describe.num_calls() > 2);
+}
+
+#[tokio::test]
+async fn a_workspace_that_stays_in_transition_fails_within_the_budget_with_the_last_error() {
+    let put = mock!(Client::put_resource_policy)
+        .sequence()
+        .http_response(|| rest_error(409, "ConflictException", "workspace is CREATING"))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_amp, RuleMode::MatchAny, [&put]);
+    let app = app(empty_clients().with_aps("us-east-1", client));
+    let e = put_policy(
+        &app,
+        &ws_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &budget(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(!e.write_accepted);
+    assert!(
+        e.reason.contains("time budget ran out")
+            && e.reason
+                .contains("ConflictException: workspace is CREATING"),
+        "{}",
+        e.reason
+    );
+    assert!(put.num_calls() > 2);
+}

@@ -184,3 +184,37 @@ async fn delete_waits_until_the_policy_is_gone() {
     assert_eq!(get_rule.num_calls(), 2);
     assert!(applied.propagation.is_some());
 }
+
+#[tokio::test]
+async fn a_document_that_never_shows_fails_within_the_budget() {
+    let put = mock!(Client::put_resource_policy)
+        .then_output(|| PutResourcePolicyOutput::builder().build());
+    let get_rule = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| get(r#"{"Version":"2012-10-17","Statement":[]}"#))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, [&put, &get_rule]);
+    let app = app(empty_clients().with_kinesis("us-east-1", client));
+    let b = budget(300);
+    let e = put_policy(
+        &app,
+        &request(json!({"ResourceArn": ARN, "Policy": POLICY})),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &b,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.write_accepted
+            && e.reason.contains("a different document")
+            && e.reason.contains("time budget"),
+        "{}",
+        e.reason
+    );
+    assert!(
+        tokio::time::Instant::now() <= b.work_deadline() + std::time::Duration::from_millis(50)
+    );
+}

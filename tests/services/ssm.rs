@@ -281,3 +281,46 @@ async fn delete_finds_the_hash_and_treats_gone_as_success() {
     assert_eq!(d, Deleted::AlreadyGone);
     assert_eq!(del.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn throttling_is_retried_by_the_sdk_then_a_hash_that_never_shows_fails_within_the_budget() {
+    let list = mock!(Client::get_resource_policies)
+        .sequence()
+        .output(|| listing(&[("p-1", "h1", OTHER)]))
+        .repeatedly()
+        .build();
+    let put = mock!(Client::put_resource_policy)
+        .sequence()
+        .http_response(|| json_error(400, "ThrottlingException", "Rate exceeded"))
+        .times(2)
+        .output(|| {
+            PutResourcePolicyOutput::builder()
+                .policy_id("p-1")
+                .policy_hash("h2")
+                .build()
+        })
+        .build();
+    let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&list, &put], |c| c
+        .retry_config(sdk_retries(3)));
+    let app = app(empty_clients().with_ssm("us-east-1", client));
+    let e = put_policy(
+        &app,
+        &param_request(),
+        &known("p-1"),
+        NotFound::Final,
+        "t",
+        &budget(300),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        put.num_calls(),
+        3,
+        "two throttled attempts retried inside the SDK"
+    );
+    assert!(
+        e.reason.contains("hash h1") && e.reason.contains("time budget"),
+        "{}",
+        e.reason
+    );
+}

@@ -143,3 +143,34 @@ async fn put_passes_the_lockout_flag_and_waits_for_its_revision() {
         ("4", "tracing")
     );
 }
+
+#[tokio::test]
+async fn a_revision_that_never_shows_fails_within_the_budget() {
+    let put = mock!(Client::put_resource_policy).then_output(|| put_output("8"));
+    let list = mock!(Client::list_resource_policies)
+        .sequence()
+        .output(|| listed(&[("tracing", "7")]))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_xray, RuleMode::MatchAny, [&put, &list]);
+    let app = app(empty_clients().with_xray("us-east-1", client));
+    let b = budget(300);
+    let e = put_policy(
+        &app,
+        &xray_request(),
+        &Revision::default(),
+        NotFound::Final,
+        "t",
+        &b,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.reason.contains("revision 7") && e.reason.contains("time budget"),
+        "{}",
+        e.reason
+    );
+    assert!(
+        tokio::time::Instant::now() <= b.work_deadline() + std::time::Duration::from_millis(50)
+    );
+}
