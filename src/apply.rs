@@ -123,7 +123,7 @@ pub async fn put_policy(
     })
     .await
     .map_err(failed_before_write)?;
-    info!(attempts = put.attempts, revision = ?put.value, "policy accepted");
+    info!(attempts = put.attempts, revision = %put.value, "policy accepted");
 
     let mut applied = Applied {
         revision: put.value,

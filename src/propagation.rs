@@ -46,23 +46,8 @@ pub struct Waited {
 fn describe(live: Option<&LivePolicy>) -> String {
     match live {
         None => "no policy".into(),
-        Some(p) => {
-            let r = &p.revision;
-            let fields: Vec<String> = [
-                ("revision", &r.revision_id),
-                ("status", &r.policy_status),
-                ("policy id", &r.policy_id),
-                ("hash", &r.policy_hash),
-            ]
-            .iter()
-            .filter_map(|(name, v)| v.as_ref().map(|v| format!("{name} {v}")))
-            .collect();
-            if fields.is_empty() {
-                "a different document".into()
-            } else {
-                fields.join(", ")
-            }
-        }
+        Some(p) if p.revision == Default::default() => "a different document".into(),
+        Some(p) => p.revision.to_string(),
     }
 }
 

@@ -152,6 +152,29 @@ pub struct Revision {
     pub policy_status: Option<String>,
 }
 
+impl fmt::Display for Revision {
+    /// The fields the service filled, e.g. `revision 3, status ACTIVE`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields = [
+            ("revision", &self.revision_id),
+            ("status", &self.policy_status),
+            ("policy id", &self.policy_id),
+            ("hash", &self.policy_hash),
+        ];
+        let mut first = true;
+        for (name, value) in fields {
+            if let Some(v) = value {
+                write!(f, "{}{name} {v}", if first { "" } else { ", " })?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("no revision")?;
+        }
+        Ok(())
+    }
+}
+
 /// A policy as read back from the service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LivePolicy {

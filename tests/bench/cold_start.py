@@ -104,6 +104,9 @@ def main():
            "RESPONSE_URL_ALLOWED_HOSTS": "127.0.0.1:%d" % port, "AWS_LAMBDA_FUNCTION_NAME": "bench",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
            "AWS_LAMBDA_LOG_STREAM_NAME": "s", "AWS_LAMBDA_LOG_GROUP_NAME": "g", "AWS_LAMBDA_LOG_LEVEL": "warn"}
+    show_logs = os.environ.get("BENCH_SHOW_LOGS") == "1"  # to inspect the function's log lines
+    if show_logs:
+        env.update(AWS_LAMBDA_LOG_LEVEL="info", AWS_LAMBDA_LOG_FORMAT="JSON")
     cold, warm, peaks, n = [], [], [], 0
     for _ in range(runs):
         # X-Ray allows 5 policies per region: start each run from an empty server.
@@ -112,7 +115,7 @@ def main():
         with api.cond:
             api.events.append(event(port, n))
         start = time.monotonic()
-        proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen([binary], env=env, stdout=None if show_logs else subprocess.DEVNULL)
         t, body = wait_response(api, n)
         assert body["Status"] == "SUCCESS", body
         cold.append((t - start) * 1000)
