@@ -39,6 +39,7 @@ class RuntimeApi(http.server.ThreadingHTTPServer):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else Nagle + delayed ACK add ~40 ms per reply
 
     def log_message(self, *a):
         pass
@@ -96,22 +97,25 @@ def main():
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     peer = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/peers/policy_server.py"), "--port", "0"], stdout=subprocess.PIPE, text=True)
     peer_port = int(peer.stdout.readline().split()[1])
-    api = RuntimeApi()
-    threading.Thread(target=api.serve_forever, daemon=True).start()
-    port = api.server_address[1]
-    env = {"PATH": os.environ.get("PATH", ""), "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % port, "AWS_REGION": "us-east-1",
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % peer_port,
-           "RESPONSE_URL_ALLOWED_HOSTS": "127.0.0.1:%d" % port, "AWS_LAMBDA_FUNCTION_NAME": "bench",
+           "AWS_LAMBDA_FUNCTION_NAME": "bench",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
            "AWS_LAMBDA_LOG_STREAM_NAME": "s", "AWS_LAMBDA_LOG_GROUP_NAME": "g", "AWS_LAMBDA_LOG_LEVEL": "warn"}
     show_logs = os.environ.get("BENCH_SHOW_LOGS") == "1"  # to inspect the function's log lines
     if show_logs:
         env.update(AWS_LAMBDA_LOG_LEVEL="info", AWS_LAMBDA_LOG_FORMAT="JSON")
-    cold, warm, peaks, n = [], [], [], 0
+    cold, warm, peaks = [], [], []
     for _ in range(runs):
         # X-Ray allows 5 policies per region: start each run from an empty server.
         urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%d/_fake/reset" % peer_port, b"{}", method="POST"))
-        n += 1
+        # A fresh Runtime API per cold start: a killed process's pending /next must not
+        # take the next run's event.
+        api = RuntimeApi()
+        threading.Thread(target=api.serve_forever, daemon=True).start()
+        port = api.server_address[1]
+        env.update(AWS_LAMBDA_RUNTIME_API="127.0.0.1:%d" % port, RESPONSE_URL_ALLOWED_HOSTS="127.0.0.1:%d" % port)
+        n = 1
         with api.cond:
             api.events.append(event(port, n))
         start = time.monotonic()
@@ -131,6 +135,7 @@ def main():
             peaks.append(int(next(l for l in f if l.startswith("VmHWM")).split()[1]) / 1024)
         proc.kill()
         proc.wait()
+        api.shutdown()
     peer.terminate()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:

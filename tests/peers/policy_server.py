@@ -1182,7 +1182,6 @@ class App:
 
 class Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive: reads exactly the request body, always sends Content-Length."""
-
     protocol_version = "HTTP/1.1"
     server_version = "aws-policy-peer/1"
     disable_nagle_algorithm = True
