@@ -345,7 +345,13 @@ async fn update(
     if replacing {
         info!(old = ?old_target.map(|t| t.display_id()), "target changed: replacing");
     }
-    match put_policy(app, &req, &previous, NotFound::Final, request_id, budget).await {
+    // A new target may be a resource made in this same update a moment ago.
+    let not_found = if replacing {
+        NotFound::MayAppear
+    } else {
+        NotFound::Final
+    };
+    match put_policy(app, &req, &previous, not_found, request_id, budget).await {
         Ok(applied) => Outcome::success(
             physical_id::for_target(&req.target, &applied.revision),
             applied.attributes(&req.target),
