@@ -146,6 +146,10 @@ pub async fn put_policy(
             write_accepted: true,
         })?;
         applied.propagation = Some(waited.waited);
+        // Report the status waited for (AMP: ACTIVE), not the transitional one the put answered.
+        if let Some(status) = waited.seen.and_then(|l| l.revision.policy_status) {
+            applied.revision.policy_status = Some(status);
+        }
     }
     Ok(applied)
 }

@@ -37,10 +37,12 @@ impl PollPolicy {
 }
 
 /// How a wait went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Waited {
     pub reads: u32,
     pub waited: Duration,
+    /// What the last read returned: the state that satisfied the wait.
+    pub seen: Option<LivePolicy>,
 }
 
 fn describe(live: Option<&LivePolicy>) -> String {
@@ -77,7 +79,7 @@ where
                     waited_ms = waited.as_millis() as u64,
                     "{what} is visible"
                 );
-                return Ok(Waited { reads, waited });
+                return Ok(Waited { reads, waited, seen: live });
             }
             Ok(Ok(live)) => last_seen = describe(live.as_ref()),
             Ok(Err(e))

@@ -74,19 +74,26 @@ impl fmt::Display for ServiceError {
     }
 }
 
-/// Error codes every AWS SDK treats as throttling (aws-runtime's AwsErrorCodeClassifier).
-const THROTTLING_CODES: [&str; 10] = [
+/// Error codes the AWS SDK's AwsErrorCodeClassifier treats as throttling.
+const THROTTLING_CODES: [&str; 14] = [
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
     "RequestThrottledException",
     "TooManyRequestsException",
     "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
     "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
     "RequestThrottled",
     "SlowDown",
     "PriorRequestNotComplete",
+    "EC2ThrottledException",
 ];
+
+/// Error codes the same classifier treats as transient.
+const TRANSIENT_CODES: [&str; 2] = ["RequestTimeout", "RequestTimeoutException"];
 
 /// Turns an SDK error into a [`ServiceError`]. `service_kind` maps the service's own
 /// error codes; what it leaves alone falls back to the generic rules (throttling
@@ -108,7 +115,7 @@ where
             let kind = service_kind(&code, &message).unwrap_or({
                 if THROTTLING_CODES.contains(&code.as_str()) || status == 429 {
                     ErrorKind::Throttled
-                } else if status >= 500 {
+                } else if status >= 500 || TRANSIENT_CODES.contains(&code.as_str()) {
                     ErrorKind::Transient
                 } else {
                     ErrorKind::Terminal

@@ -118,4 +118,5 @@ async fn main() {
         );
     }
     let _ = server.kill();
+    let _ = server.wait();
 }

@@ -1,5 +1,6 @@
-"""Integration-test harness: peer processes (ministack, moto, microburst), boto3
-clients pointed at them, Lambda code upload and CloudFormation stack deployment.
+"""Integration-test harness: peer processes (ministack, moto, microburst and the
+project's tests/peers/policy_server.py), boto3 clients pointed at them, Lambda
+code upload and CloudFormation stack deployment.
 
 Everything listens on 127.0.0.1 only. Facts this relies on are in PEERS.md.
 The fixtures that wire these together live in conftest.py.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from provider import (
-    KINESIS_READ, TABLE_READ, allow, function, function_env, get_att, kinesis_policy,
+    KINESIS_READ, TABLE_READ, TABLE_WRITE, allow, create_table, function, function_env, get_att, kinesis_policy,
     kinesis_stream_resource, policy_resource, reason_of, resource_event_seconds, same_policy, table_arn,
     table_resource, template,
 )
@@ -89,12 +89,15 @@ def test_target_that_never_appears_fails_within_service_timeout(ministack, stack
     assert service_timeout / 2 <= waited < service_timeout, result.describe()
 
 
-def test_stream_that_never_appears_fails_the_update_not_the_stack(ministack, stacks, provider_code, aws,
-                                                                  unique_name):
-    """On Update a missing target is final at once (only a Create waits for a resource
-    made a moment ago): UPDATE_FAILED fast, the old policy kept, the stack rolled back."""
+def test_update_to_a_stream_that_never_appears_fails_after_the_grace(ministack, stacks, provider_code, aws,
+                                                                     unique_name):
+    """An Update that moves the policy to a new target allows the not-found grace (the
+    target may be made in the same update); a stream that never appears fails once
+    NOT_FOUND_GRACE_MS is spent, long before the ServiceTimeout, and the rollback
+    puts the original policy back."""
+    grace_s = 2
     kstream = unique_name("kstream")
-    env = function_env(ministack, NOT_FOUND_GRACE_MS="600000")
+    env = function_env(ministack, NOT_FOUND_GRACE_MS=str(grace_s * 1000))
 
     def body(arn):
         return template({
@@ -106,15 +109,47 @@ def test_stream_that_never_appears_fails_the_update_not_the_stack(ministack, sta
 
     created = stacks.create(unique_name("stack"), body(get_att("Stream", "Arn")))
     assert created.status == "CREATE_COMPLETE", created.describe()
-    missing = created.outputs["Id"].replace(kstream, unique_name("gone"))
+    stream = created.outputs["Id"]
+    missing = stream.replace(kstream, unique_name("gone"))
 
     updated = stacks.update(created, body(missing))
 
     assert updated.status == "UPDATE_ROLLBACK_COMPLETE", updated.describe()
     reason = reason_of(updated, "Policy", "UPDATE_FAILED")
     assert "ResourceNotFoundException" in reason and missing in reason, reason
-    assert "time budget" not in reason, reason
-    assert updated.elapsed_s < GENEROUS_TIMEOUT_S / 3, updated.describe()
-    # The rollback put the original policy back (it was never removed).
-    stream = created.outputs["Id"]
+    assert "attempts" in reason and "time budget" not in reason, reason  # the grace ended it
+    waited = resource_event_seconds(updated, "Policy", "UPDATE_IN_PROGRESS", "UPDATE_FAILED")
+    assert grace_s <= waited < grace_s + 5, updated.describe()
+    # The rollback Update put the original policy back (it was never removed).
     assert same_policy(kinesis_policy(aws("kinesis"), stream), allow(stream, KINESIS_READ))
+
+
+def test_in_place_update_of_a_vanished_table_fails_at_once(ministack, stacks, provider_code, aws, unique_name):
+    """Same target, table deleted out of band: a missing resource on an in-place
+    Update is final, reported at once despite a long NOT_FOUND_GRACE_MS."""
+    ddb = aws("dynamodb")
+    table = unique_name("table")
+    t_arn = create_table(ddb, table)["TableArn"]
+    env = function_env(ministack, NOT_FOUND_GRACE_MS="600000")
+
+    def body(actions):
+        return template({
+            "Fn": function(provider_code, env),
+            "Policy": policy_resource({"ResourceArn": t_arn, "Policy": allow(t_arn, actions)},
+                                      service_timeout_s=GENEROUS_TIMEOUT_S),
+        })
+
+    created = stacks.create(unique_name("stack"), body(TABLE_READ))
+    assert created.status == "CREATE_COMPLETE", created.describe()
+    ddb.delete_table(TableName=table)
+
+    updated = stacks.update(created, body(TABLE_WRITE))
+
+    # The rollback Update is the same in-place put on the vanished table: it fails too.
+    assert updated.status == "UPDATE_ROLLBACK_FAILED", updated.describe()
+    reason = reason_of(updated, "Policy", "UPDATE_FAILED")
+    assert "ResourceNotFoundException" in reason and t_arn in reason, reason
+    assert "attempts" not in reason, reason  # one call, no retries
+    assert resource_event_seconds(updated, "Policy", "UPDATE_IN_PROGRESS", "UPDATE_FAILED") < 3
+    # Deleting what is left still works: the table is gone, so is the policy.
+    assert stacks.delete(updated).status == "DELETE_COMPLETE"

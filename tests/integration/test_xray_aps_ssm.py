@@ -227,7 +227,8 @@ def test_throttling_and_a_creating_workspace(ministack, policy_server, stacks, p
     # AMP: a 429, then 409 Conflict while the workspace is CREATING (retried with
     # backoff, not reported), then accepted once it is ACTIVE.
     assert statuses["aps"][0] == 429 and statuses["aps"][-1] == 202, statuses
-    assert 3 <= statuses["aps"].count(409) <= 5, statuses
+    # (3 before the switch; a few more may land while it is being made)
+    assert 3 <= statuses["aps"].count(409) <= 8, statuses
     assert int(created.outputs["ApsAttempts"]) >= 2
     # SSM: throttled, then the ambiguous Malformed (retried a few times at most), then written.
     assert statuses["ssm"] == [400, 400, 200], statuses
@@ -280,9 +281,6 @@ def test_update_moves_ssm_policy_to_another_parameter(ministack, policy_server, 
     assert policy_server.state()["ssm"]["policies"] == {}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: Fn::GetAtt PolicyStatus is the status PutResourcePolicy answered "
-    "(CREATING/UPDATING), not the ACTIVE status the provider then waited for"))
 def test_aps_policy_status_attribute_is_the_status_waited_for(ministack, policy_server, stacks, provider_code,
                                                                unique_name):
     policy_server.configure(aps_transition_ms=300)

@@ -66,8 +66,8 @@ async fn put_waits_from_creating_to_active_with_the_put_revision() {
     let data = applied.attributes(&ws_request().target);
     assert_eq!(data["RevisionId"], "rev-1");
     assert_eq!(
-        data["PolicyStatus"], "CREATING",
-        "the status the put reported"
+        data["PolicyStatus"], "ACTIVE",
+        "the status waited for, not the CREATING the put answered"
     );
 }
 
