@@ -79,7 +79,11 @@ where
                     waited_ms = waited.as_millis() as u64,
                     "{what} is visible"
                 );
-                return Ok(Waited { reads, waited, seen: live });
+                return Ok(Waited {
+                    reads,
+                    waited,
+                    seen: live,
+                });
             }
             Ok(Ok(live)) => last_seen = describe(live.as_ref()),
             Ok(Err(e))
