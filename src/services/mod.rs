@@ -134,7 +134,9 @@ where
         SdkError::DispatchFailure(f) => ServiceError::new(
             ErrorKind::Transient,
             "DispatchFailure",
-            format!("{:?}", f.as_connector_error().map(|c| c.to_string())),
+            f.as_connector_error()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "the request could not be sent".into()),
         ),
         SdkError::ResponseError(_) => ServiceError::new(
             ErrorKind::Transient,
