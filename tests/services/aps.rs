@@ -88,16 +88,9 @@ async fn a_workspace_in_transition_is_retried() {
     let client = mock_client!(aws_sdk_amp, RuleMode::MatchAny, [&put, &describe], |c| c
         .retry_config(sdk_retries(3)));
     let app = app(empty_clients().with_aps("us-east-1", client));
-    let applied = put_policy(
-        &app,
-        &ws_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &ws_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap();
     assert_eq!(put.num_calls(), 4);
     assert_eq!(applied.attempts, 3);
 }
@@ -205,16 +198,9 @@ async fn a_workspace_that_stays_in_transition_fails_within_the_budget_with_the_l
         .build();
     let client = mock_client!(aws_sdk_amp, RuleMode::MatchAny, [&put]);
     let app = app(empty_clients().with_aps("us-east-1", client));
-    let e = put_policy(
-        &app,
-        &ws_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(300),
-    )
-    .await
-    .unwrap_err();
+    let e = put_fresh(&app, &ws_request(), NotFound::Final, 300)
+        .await
+        .unwrap_err();
     assert!(!e.write_accepted);
     assert!(
         e.reason.contains("time budget ran out")

@@ -199,16 +199,9 @@ async fn throttling_is_absorbed_by_the_sdk_retries() {
         .repeatedly()
         .build();
     let app = app_with(&put, &get);
-    let applied = put_policy(
-        &app,
-        &table_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &table_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap();
     assert_eq!(
         put.num_calls(),
         4,
@@ -236,16 +229,9 @@ async fn a_table_that_is_not_ready_is_retried_by_the_application() {
         .repeatedly()
         .build();
     let app = app_with(&put, &get);
-    let applied = put_policy(
-        &app,
-        &table_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &table_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap();
     assert_eq!(put.num_calls(), 4);
     assert_eq!(applied.attempts, 4);
     assert_eq!(applied.revision.revision_id.as_deref(), Some("r-1"));
@@ -265,16 +251,9 @@ async fn read_back_waits_through_old_revision_and_not_found() {
         .output(|| get_output("r-2"))
         .build();
     let app = app_with(&put, &get);
-    let applied = put_policy(
-        &app,
-        &table_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &table_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap();
     assert_eq!(get.num_calls(), 3);
     assert!(applied.propagation.is_some());
     assert_eq!(
@@ -290,16 +269,9 @@ async fn a_terminal_error_is_reported_after_one_call() {
     });
     let get = mock!(Client::get_resource_policy).then_output(|| get_output("x"));
     let app = app_with(&put, &get);
-    let e = put_policy(
-        &app,
-        &table_request(),
-        &Revision::default(),
-        NotFound::MayAppear,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap_err();
+    let e = put_fresh(&app, &table_request(), NotFound::MayAppear, 5_000)
+        .await
+        .unwrap_err();
     assert_eq!(put.num_calls(), 1);
     assert_eq!(get.num_calls(), 0);
     assert!(!e.write_accepted);
@@ -341,16 +313,9 @@ async fn invalid_principal_and_missing_table_are_waited_out_on_create() {
         .repeatedly()
         .build();
     let app = app_with(&put, &get);
-    let applied = put_policy(
-        &app,
-        &table_request(),
-        &Revision::default(),
-        NotFound::MayAppear,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &table_request(), NotFound::MayAppear, 5_000)
+        .await
+        .unwrap();
     assert_eq!((put.num_calls(), applied.attempts), (3, 3));
 }
 
@@ -365,16 +330,9 @@ async fn a_missing_table_is_final_on_update() {
     });
     let get = mock!(Client::get_resource_policy).then_output(|| get_output("x"));
     let app = app_with(&put, &get);
-    let e = put_policy(
-        &app,
-        &table_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap_err();
+    let e = put_fresh(&app, &table_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap_err();
     assert_eq!(put.num_calls(), 1);
     assert!(e.reason.contains("ResourceNotFoundException"));
 }

@@ -138,16 +138,7 @@ async fn a_consumer_still_creating_is_waited_for_and_the_echo_compared_by_meanin
     );
     let app = app(empty_clients().with_kinesis("us-east-1", client));
     let req = request(json!({"ResourceArn": ARN, "Policy": POLICY}));
-    let applied = put_policy(
-        &app,
-        &req,
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &req, NotFound::Final, 5_000).await.unwrap();
     assert_eq!(
         put.num_calls(),
         4,

@@ -130,16 +130,9 @@ async fn a_repeated_create_adopts_the_identical_policy_without_writing() {
         .then_output(|| PutResourcePolicyOutput::builder().build());
     let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&list, &put]);
     let app = app(empty_clients().with_ssm("us-east-1", client));
-    let applied = put_policy(
-        &app,
-        &param_request(),
-        &Revision::default(),
-        NotFound::MayAppear,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &param_request(), NotFound::MayAppear, 5_000)
+        .await
+        .unwrap();
     assert_eq!(put.num_calls(), 0);
     assert_eq!(applied.revision.policy_id.as_deref(), Some("p-9"));
 }
@@ -158,16 +151,9 @@ async fn malformed_document_gets_a_few_tries_only() {
         .build();
     let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&list, &put]);
     let app = app(empty_clients().with_ssm("us-east-1", client));
-    let e = put_policy(
-        &app,
-        &param_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap_err();
+    let e = put_fresh(&app, &param_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap_err();
     assert_eq!(put.num_calls(), 3);
     assert!(
         e.reason.contains("after 3 attempts")

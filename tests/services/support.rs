@@ -4,9 +4,12 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use resource_policy_provider::apply::{put_policy, Applied, NotApplied};
 use resource_policy_provider::budget::Budget;
 use resource_policy_provider::request::{PolicyNeeded, PolicyRequest};
+use resource_policy_provider::retry::NotFound;
 use resource_policy_provider::services::Clients;
+use resource_policy_provider::services::Revision;
 use resource_policy_provider::settings::Settings;
 use resource_policy_provider::App;
 use serde_json::Value;
@@ -52,6 +55,24 @@ pub fn app(clients: Clients) -> App {
 
 pub fn budget(millis: u64) -> Budget {
     Budget::new(Duration::from_millis(millis), None, Duration::ZERO)
+}
+
+/// Puts `req`'s policy where this function put nothing before, under a fresh budget.
+pub async fn put_fresh(
+    app: &App,
+    req: &PolicyRequest,
+    not_found: NotFound,
+    budget_ms: u64,
+) -> Result<Applied, NotApplied> {
+    put_policy(
+        app,
+        req,
+        &Revision::default(),
+        not_found,
+        "t",
+        &budget(budget_ms),
+    )
+    .await
 }
 
 pub fn request(props: Value) -> PolicyRequest {

@@ -89,16 +89,9 @@ async fn each_error_is_classified() {
         let client = mock_client!(aws_sdk_xray, RuleMode::MatchAny, [&put], |c| c
             .retry_config(sdk_retries(1)));
         let app = app(empty_clients().with_xray("us-east-1", client));
-        let e = put_policy(
-            &app,
-            &xray_request(),
-            &Revision::default(),
-            NotFound::Final,
-            "t",
-            &budget(2_000),
-        )
-        .await
-        .unwrap_err();
+        let e = put_fresh(&app, &xray_request(), NotFound::Final, 2_000)
+            .await
+            .unwrap_err();
         assert!(e.reason.contains(code), "{code}: {}", e.reason);
         let calls = put.num_calls();
         match kind {
@@ -126,16 +119,9 @@ async fn put_passes_the_lockout_flag_and_waits_for_its_revision() {
     let client = mock_client!(aws_sdk_xray, RuleMode::MatchAny, [&put, &list], |c| c
         .retry_config(sdk_retries(3)));
     let app = app(empty_clients().with_xray("us-east-1", client));
-    let applied = put_policy(
-        &app,
-        &xray_request(),
-        &Revision::default(),
-        NotFound::Final,
-        "t",
-        &budget(5_000),
-    )
-    .await
-    .unwrap();
+    let applied = put_fresh(&app, &xray_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap();
     assert_eq!((put.num_calls(), list.num_calls()), (2, 2));
     let data = applied.attributes(&xray_request().target);
     assert_eq!(
