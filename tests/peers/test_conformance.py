@@ -98,6 +98,23 @@ def peer(request):
     p.stop()
 
 
+# Where fakecloud 0.51.0 departs from the documented API (measured by scripts/conformance).
+# Strict: if fakecloud starts to agree, the run fails and this list must shrink.
+FAKECLOUD_DEPARTS = {
+    "test_xray_revision_preconditions": "fakecloud ignores PolicyRevisionId (a stale id and \"0\" on an existing policy both succeed)",
+    "test_xray_malformed_document_is_refused": "fakecloud accepts an X-Ray PolicyDocument that is not JSON",
+    "test_ssm_policy_on_a_missing_parameter_is_refused": "fakecloud accepts an SSM policy on a parameter that does not exist",
+}
+
+
+@pytest.fixture(autouse=True)
+def known_departures(request):
+    peer = request.node.callspec.params.get("peer") if hasattr(request.node, "callspec") else None
+    reason = FAKECLOUD_DEPARTS.get(request.node.originalname)
+    if peer == "fakecloud" and reason:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
 def error_code(excinfo):
     return excinfo.value.response["Error"]["Code"]
 
