@@ -62,21 +62,8 @@ impl Budget {
         self.respond_by
     }
 
-    /// Time left for work.
-    pub fn remaining(&self) -> Duration {
-        self.work_deadline.saturating_duration_since(Instant::now())
-    }
-
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    /// A budget for a part of the work, ending earlier than this one.
-    pub fn cut_to(&self, deadline: Instant) -> Budget {
-        Budget {
-            work_deadline: deadline.min(self.work_deadline),
-            ..*self
-        }
     }
 }
 

@@ -44,10 +44,6 @@ impl Policy {
         &self.text
     }
 
-    pub fn value(&self) -> &Value {
-        &self.value
-    }
-
     /// True when `live` (a document read back from a service) means the same policy:
     /// JSON equality after IAM's equivalences, never string equality.
     pub fn matches(&self, live: &str) -> bool {

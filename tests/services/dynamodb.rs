@@ -20,10 +20,10 @@ fn policy() -> Policy {
     Policy::parse(&json!(POLICY), Service::DynamoDb).unwrap()
 }
 
-fn input(p: &Policy) -> PutInput<'_> {
+fn input<'a>(p: &'a Policy, previous: &'a Revision) -> PutInput<'a> {
     PutInput {
         policy: p,
-        previous: Box::leak(Box::default()),
+        previous,
         confirm_remove_self_resource_access: Some(true),
         bypass_policy_lockout_check: None,
         client_token: "req-1",
@@ -52,7 +52,9 @@ async fn put_sends_the_compact_policy_and_returns_the_revision() {
         });
     let client = mock_client!(aws_sdk_dynamodb, [&put]);
     let p = policy();
-    let rev = dynamodb::put(&client, ARN, &input(&p)).await.unwrap();
+    let rev = dynamodb::put(&client, ARN, &input(&p, &Revision::default()))
+        .await
+        .unwrap();
     assert_eq!(rev.revision_id.as_deref(), Some("r-1"));
     assert_eq!(put.num_calls(), 1);
 }
@@ -160,7 +162,9 @@ async fn each_error_is_classified() {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put], |c| c
             .retry_config(sdk_retries(1)));
         let p = policy();
-        let e = dynamodb::put(&client, ARN, &input(&p)).await.unwrap_err();
+        let e = dynamodb::put(&client, ARN, &input(&p, &Revision::default()))
+            .await
+            .unwrap_err();
         assert_eq!((e.kind, e.code.as_str()), (kind, code), "{message}");
         assert_eq!(put.num_calls(), 1);
     }
