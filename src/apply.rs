@@ -1,117 +1,110 @@
 //! Put or remove one policy, with retries and the read-back that proves it took
 //! effect. Entry points (CloudFormation, EventBridge) call these two and only these.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use tracing::{info, warn};
 
-use tracing::info;
-
+use crate::app::App;
+use crate::attributes::Applied;
 use crate::budget::Budget;
 use crate::policy::Policy;
-use crate::propagation::{wait_until, PollPolicy};
+use crate::propagation::{wait_until, PollPolicy, WaitError};
 use crate::request::PolicyRequest;
-use crate::retry::{with_retries, NotFound, RetryPolicy};
-use crate::services::{shows_put, Clients, Deleted, PutInput, Revision};
-use crate::settings::Settings;
-use crate::target::{Service, Target};
+use crate::retry::{with_retries, NotFound, RetryError, RetryPolicy};
+use crate::services::{shows_put, Deleted, Known, Landed, PutInput, ServiceError};
+use crate::target::Target;
 
-/// What the whole function shares across invocations: built once at cold start.
-pub struct App {
-    pub clients: Clients,
-    pub settings: Settings,
-    /// The function's own region: X-Ray's default.
-    pub region: String,
-}
-
-/// A change that took effect.
-#[derive(Clone, Debug, Default)]
-pub struct Applied {
-    pub revision: Revision,
-    /// Calls made for the write itself, retries included.
-    pub attempts: u32,
-    /// Time from the accepted write until it was visible; `None` when not waited for.
-    pub propagation: Option<Duration>,
-}
-
-impl Applied {
-    /// The attributes `Fn::GetAtt` (and an apply request's result) expose.
-    pub fn attributes(&self, target: &Target) -> HashMap<String, String> {
-        let applied = self;
-        let mut d = HashMap::new();
-        d.insert("Service".into(), target.service.key().into());
-        match (&target.arn, target.service) {
-            (Some(arn), _) => {
-                d.insert("ResourceArn".into(), arn.clone());
-            }
-            (None, Service::XRay) => {
-                d.insert("PolicyName".into(), target.api_id().into());
-                d.insert("Region".into(), target.region.clone());
-            }
-            _ => {}
-        }
-        let r = &applied.revision;
-        for (key, value) in [
-            ("RevisionId", &r.revision_id),
-            ("PolicyId", &r.policy_id),
-            ("PolicyHash", &r.policy_hash),
-            ("PolicyStatus", &r.policy_status),
-        ] {
-            if let Some(v) = value {
-                d.insert(key.into(), v.clone());
-            }
-        }
-        d.insert("Attempts".into(), applied.attempts.to_string());
-        if let Some(p) = applied.propagation {
-            d.insert("PropagationMs".into(), p.as_millis().to_string());
-        }
-        d
-    }
-}
-
-/// A change that did not take effect, and whether a write may have landed anyway
-/// (so a rollback must clean up).
-#[derive(Clone, Debug)]
-pub struct NotApplied {
-    pub reason: String,
-    pub write_accepted: bool,
-}
-
-fn failed_before_write(reason: String) -> NotApplied {
+/// A change that did not take effect, by what is known of the service's state.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Nothing was written: no call left the function, or the service refused it.
+    #[error("{reason}")]
     NotApplied {
-        reason,
-        write_accepted: false,
+        reason: String,
+        last: Option<ServiceError>,
+        timed_out: bool,
+    },
+    /// A write may have reached the service (timed out, 5xx, connection broken after
+    /// sending, in flight when time ran out): it may be in force.
+    #[error("{reason}")]
+    Unknown {
+        reason: String,
+        last: Option<ServiceError>,
+    },
+    /// The service accepted the write, but reads did not show it in time.
+    #[error("{reason}")]
+    NotVisible {
+        reason: String,
+        read_error: Option<ServiceError>,
+    },
+}
+
+impl ApplyError {
+    /// Whether the service may now hold what was written, so a rollback must clean up.
+    pub fn may_have_written(&self) -> bool {
+        !matches!(self, ApplyError::NotApplied { .. })
+    }
+
+    /// The budget ran out (rather than an error from the service).
+    pub fn timed_out(&self) -> bool {
+        match self {
+            ApplyError::NotApplied { timed_out, .. } => *timed_out,
+            ApplyError::Unknown { last, .. } => last.is_none(),
+            ApplyError::NotVisible { read_error, .. } => read_error.is_none(),
+        }
+    }
+
+    fn from_write(e: RetryError) -> Self {
+        match e.landed {
+            Landed::No => ApplyError::NotApplied {
+                reason: e.reason,
+                last: e.last,
+                timed_out: e.timed_out,
+            },
+            Landed::Maybe => ApplyError::Unknown {
+                reason: format!(
+                    "the outcome of the write is unknown (it may have taken effect): {}",
+                    e.reason
+                ),
+                last: if e.timed_out { None } else { e.last },
+            },
+        }
+    }
+
+    fn from_wait(prefix: &str, e: WaitError) -> Self {
+        ApplyError::NotVisible {
+            reason: format!("{prefix}: {}", e.reason),
+            read_error: e.read_error,
+        }
     }
 }
 
 fn operation(target: &Target, verb: &str) -> String {
-    let service = match target.service {
-        Service::DynamoDb => "DynamoDB",
-        Service::Kinesis => "Kinesis",
-        Service::XRay => "X-Ray",
-        Service::Aps => "Managed Prometheus",
-        Service::Ssm => "SSM",
-    };
-    format!("{service} {verb} on {target}")
+    format!("{} {verb} on {target}", target.service.facts().display_name)
 }
 
 /// Attaches `req`'s policy to its target and waits until it is readable.
-/// `previous` is what this function put there before (an Update), `not_found` whether
-/// a missing resource may still appear, `token` the idempotency token of the request.
+/// `known` is what this function knows of a policy it put there before (an Update),
+/// `not_found` whether a missing resource may still appear, `token` the idempotency
+/// token of the request.
 pub async fn put_policy(
     app: &App,
     req: &PolicyRequest,
-    previous: &Revision,
+    known: &Known,
     not_found: NotFound,
     token: &str,
     budget: &Budget,
-) -> Result<Applied, NotApplied> {
+) -> Result<Applied, ApplyError> {
     let Some(policy) = req.policy.as_ref() else {
-        return Err(failed_before_write("Policy is required".into()));
+        return Err(ApplyError::NotApplied {
+            reason: "Policy is required".into(),
+            last: None,
+            timed_out: false,
+        });
     };
     let target = &req.target;
     let input = PutInput {
         policy,
-        previous,
+        known,
         confirm_remove_self_resource_access: req.confirm_remove_self_resource_access,
         bypass_policy_lockout_check: req.bypass_policy_lockout_check,
         client_token: token,
@@ -122,36 +115,52 @@ pub async fn put_policy(
         app.clients.put(target, &input)
     })
     .await
-    .map_err(failed_before_write)?;
-    info!(attempts = put.attempts, revision = %put.value, "policy accepted");
+    .map_err(ApplyError::from_write)?;
+    info!(attempts = put.attempts, version = %put.value, "policy accepted");
 
     let mut applied = Applied {
-        revision: put.value,
+        version: Some(put.value.clone()),
         attempts: put.attempts,
         propagation: None,
     };
-    if req.wait_for_propagation {
-        let poll = PollPolicy::from_settings(&app.settings);
-        let what = format!("the new policy on {target}");
-        let waited = wait_until(
-            &what,
-            budget,
-            &poll,
-            || app.clients.read(target, &applied.revision),
-            |live| shows_put(target, &applied.revision, policy, live),
-        )
-        .await
-        .map_err(|reason| NotApplied {
-            reason: format!("the policy was accepted but is not in force: {reason}"),
-            write_accepted: true,
-        })?;
-        applied.propagation = Some(waited.waited);
-        // Report the status waited for (AMP: ACTIVE), not the transitional one the put answered.
-        if let Some(status) = waited.seen.and_then(|l| l.revision.policy_status) {
-            applied.revision.policy_status = Some(status);
-        }
+    if !req.wait_for_propagation {
+        return Ok(applied);
     }
-    Ok(applied)
+    let poll = PollPolicy::from_settings(&app.settings);
+    let what = format!("the new policy on {target}");
+    let read_as = put.value.known();
+    match wait_until(
+        &what,
+        budget,
+        &poll,
+        || app.clients.read(target, &read_as),
+        |live| shows_put(&put.value, policy, live),
+    )
+    .await
+    {
+        Ok(waited) => {
+            applied.propagation = Some(waited.waited);
+            // Report the state waited for (AMP: ACTIVE), not the transitional one the put answered.
+            if let Some(seen) = waited.seen {
+                applied.version = Some(seen.version);
+            }
+            Ok(applied)
+        }
+        // The policy may remove the function's own read access, and the caller said
+        // so: applied, visibility not confirmable.
+        Err(e)
+            if e.read_error.as_ref().is_some_and(|r| r.is_access_denied())
+                && (req.confirm_remove_self_resource_access == Some(true)
+                    || req.bypass_policy_lockout_check == Some(true)) =>
+        {
+            warn!(error = %e, "the policy was accepted; reading it back is denied, as the policy itself may intend: visibility not confirmed");
+            Ok(applied)
+        }
+        Err(e) => Err(ApplyError::from_wait(
+            "the policy was accepted but is not in force",
+            e,
+        )),
+    }
 }
 
 /// Removes the policy from `target` (success when it or the resource is already gone)
@@ -159,28 +168,26 @@ pub async fn put_policy(
 pub async fn delete_policy(
     app: &App,
     target: &Target,
-    known: &Revision,
+    known: &Known,
     policy: Option<&Policy>,
     wait: bool,
     token: &str,
     budget: &Budget,
-) -> Result<(Deleted, Applied), NotApplied> {
+) -> Result<(Deleted, Applied), ApplyError> {
     let retry = RetryPolicy::from_settings(&app.settings);
     let what = operation(target, "DeleteResourcePolicy");
     let deleted = with_retries(&what, budget, &retry, NotFound::Final, || {
         app.clients.delete(target, known, policy, token)
     })
     .await
-    .map_err(failed_before_write)?;
+    .map_err(ApplyError::from_write)?;
     info!(attempts = deleted.attempts, outcome = ?deleted.value, "policy delete done");
 
     let mut applied = Applied {
         attempts: deleted.attempts,
         ..Applied::default()
     };
-    // SSM policies are found by id; without one there is nothing precise to wait for.
-    let can_read = target.service != Service::Ssm || known.policy_id.is_some();
-    if wait && deleted.value == Deleted::Removed && can_read {
+    if wait && deleted.value == Deleted::Removed && app.clients.can_confirm_delete(target, known) {
         let poll = PollPolicy::from_settings(&app.settings);
         let what = format!("the removal of the policy on {target}");
         let waited = wait_until(
@@ -191,9 +198,11 @@ pub async fn delete_policy(
             |live| live.is_none(),
         )
         .await
-        .map_err(|reason| NotApplied {
-            reason: format!("the delete was accepted but the policy is still readable: {reason}"),
-            write_accepted: true,
+        .map_err(|e| {
+            ApplyError::from_wait(
+                "the delete was accepted but the policy is still readable",
+                e,
+            )
         })?;
         applied.propagation = Some(waited.waited);
     }

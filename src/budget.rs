@@ -62,6 +62,18 @@ impl Budget {
         self.respond_by
     }
 
+    /// A short extension into the reserve for best-effort cleanup after the work failed
+    /// (a write that may have landed on a target CloudFormation will never delete):
+    /// a quarter of the reserve, ending well before the answer is due.
+    pub fn cleanup(&self) -> Budget {
+        let start = self.work_deadline.max(Instant::now()).min(self.respond_by);
+        Budget {
+            started: self.started,
+            work_deadline: start + (self.respond_by - start) / 4,
+            respond_by: self.respond_by,
+        }
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

@@ -1,19 +1,26 @@
 //! EventBridge: explicit apply requests (`PutResourcePolicy` / `DeleteResourcePolicy`
 //! with the request as `detail`), and CloudTrail events for drift repair.
 //!
-//! A failure is returned as the invocation's error, so EventBridge's asynchronous
-//! retries, a dead-letter queue or an on-failure destination catch it.
+//! A failure is returned as the invocation's error with an `errorType` an operator can
+//! route on (`InvalidRequest`, `ServiceError`, `Timeout`), so EventBridge's
+//! asynchronous retries, a dead-letter queue or an on-failure destination catch it.
 
 use serde_json::{json, Value};
 use tracing::{info, info_span, Instrument};
 
-use crate::apply::{delete_policy, put_policy, App};
+use crate::app::App;
+use crate::apply::{delete_policy, put_policy};
 use crate::budget::Budget;
-use crate::request::{PolicyNeeded, PolicyRequest};
+use crate::error::InvocationError;
+use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
-use crate::services::Revision;
+use crate::services::Known;
 
-pub async fn handle(app: &App, event: Value, lambda_deadline_ms: u64) -> Result<Value, String> {
+pub async fn handle(
+    app: &App,
+    event: Value,
+    lambda_deadline_ms: u64,
+) -> Result<Value, InvocationError> {
     let detail_type = event
         .get("detail-type")
         .and_then(Value::as_str)
@@ -37,26 +44,35 @@ pub async fn handle(app: &App, event: Value, lambda_deadline_ms: u64) -> Result<
             }
             other => {
                 let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
-                return Err(format!(
+                return Err(InvocationError::InvalidRequest(format!(
                     "unsupported EventBridge event: detail-type {other:?} from source {source:?}; expected PutResourcePolicy or DeleteResourcePolicy"
-                ));
+                )));
             }
         };
-        let req = PolicyRequest::from_properties(&detail, &app.region, needed).map_err(|e| format!("Invalid request: {e}"))?;
+        let req = PolicyRequest::from_properties(&detail, &app.region, needed)?;
         tracing::Span::current().record("service", req.target.service.key());
         tracing::Span::current().record("target", req.target.display_id());
+        let known = Known {
+            policy_id: req.policy_id.clone(),
+        };
         let budget = Budget::from_lambda_deadline(lambda_deadline_ms, req.service_timeout, app.settings.response_reserve);
         let (status, applied) = match needed {
             PolicyNeeded::Yes => {
-                let applied = put_policy(app, &req, &Revision::default(), NotFound::MayAppear, &id, &budget)
-                    .await
-                    .map_err(|e| e.reason)?;
+                let applied = put_policy(app, &req, &known, NotFound::MayAppear, &id, &budget).await?;
                 ("APPLIED", applied)
             }
             PolicyNeeded::No => {
-                let (_, applied) = delete_policy(app, &req.target, &Revision::default(), req.policy.as_ref(), req.wait_for_propagation, &id, &budget)
-                    .await
-                    .map_err(|e| e.reason)?;
+                if !app.clients.can_confirm_delete(&req.target, &known) && req.policy.is_none() {
+                    return Err(InvalidRequest::new(
+                        "PolicyId",
+                        format!(
+                            "{} resources can hold several policies: give PolicyId (or the Policy to match) to say which one to delete",
+                            req.target.service.facts().display_name
+                        ),
+                    )
+                    .into());
+                }
+                let (_, applied) = delete_policy(app, &req.target, &known, req.policy.as_ref(), req.wait_for_propagation, &id, &budget).await?;
                 ("DELETED", applied)
             }
         };

@@ -11,7 +11,12 @@ use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_logging();
+    // The trusted roots are read on a side thread while init goes on, so the first
+    // TLS handshake finds them ready (see src/http.rs).
+    if std::env::var_os("RPP_BENCH_NO_PRELOAD").is_none() {
+        resource_policy_provider::http::preload_roots();
+    }
+    resource_policy_provider::logging::init();
     let settings = Settings::from_env()?;
     let config = sdk_loader(&settings).load().await;
     let region = config
@@ -37,33 +42,9 @@ async fn main() -> Result<(), Error> {
                 event.context.deadline,
             ))
             .await
-            .map_err(Error::from)
+            // errorType (InvalidRequest, ServiceError, Timeout, ...) is what operators route on.
+            .map_err(lambda_runtime::Diagnostic::from)
         }
     }))
     .await
-}
-
-/// Plain text, or JSON when Lambda's log format is JSON; level from
-/// AWS_LAMBDA_LOG_LEVEL or RUST_LOG (default INFO). No ANSI colours: CloudWatch shows
-/// them as noise. Lambda stamps the time itself.
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
-    let filter =
-        EnvFilter::try_new(level.to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false)
-        .without_time();
-    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        fmt.json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        fmt.init();
-    }
 }

@@ -1,8 +1,8 @@
 //! A policy document: parsed once, sent compact, compared by meaning.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::target::Service;
+use crate::services::Service;
 
 /// A JSON policy document as it will be sent: the parsed object and its compact text.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,29 +45,64 @@ impl Policy {
     }
 
     /// True when `live` (a document read back from a service) means the same policy:
-    /// JSON equality after IAM's equivalences, never string equality.
+    /// equality after the rewrites services apply when they store a policy, never
+    /// string equality.
     pub fn matches(&self, live: &str) -> bool {
         serde_json::from_str::<Value>(live).is_ok_and(|v| same_document(&self.value, &v))
     }
 }
 
-/// Semantic equality of two policy documents: key order and whitespace never matter,
-/// and a one-element array equals its single element (`"Action": "s3:Get"` is
-/// `"Action": ["s3:Get"]`), as IAM reads them.
+/// Semantic equality of two policy documents, as IAM reads them. These rewrites, which
+/// services apply when they store a policy, do not make a difference:
+/// - key order and whitespace;
+/// - a single value and a one-element list (`"Action": "s3:Get"` is `["s3:Get"]`);
+/// - the order of statements and of the values in any list (they are sets);
+/// - the case of action names (`S3:GetObject` is `s3:getobject`);
+/// - a bare account id as an AWS principal and its `arn:<partition>:iam::<id>:root`.
 pub fn same_document(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_document(p, q))
+    canonical(a, None) == canonical(b, None)
+}
+
+/// The canonical form of `v`; `key` is the member name it sits under.
+fn canonical(v: &Value, key: Option<&str>) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                out.insert(k.clone(), canonical(&map[k], Some(k)));
+            }
+            Value::Object(out)
         }
-        (Value::Array(x), other) | (other, Value::Array(x)) if x.len() == 1 => {
-            same_document(&x[0], other)
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(|i| canonical(i, key)).collect();
+            items.sort_by_cached_key(Value::to_string);
+            items.dedup();
+            match items.len() {
+                1 => items.pop().unwrap_or_default(),
+                _ => Value::Array(items),
+            }
         }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_document(v, w)))
+        Value::String(s) => Value::String(match key {
+            Some("Action" | "NotAction") => s.to_ascii_lowercase(),
+            Some("AWS") => root_to_account(s),
+            _ => s.clone(),
+        }),
+        other => other.clone(),
+    }
+}
+
+/// `arn:aws:iam::123456789012:root` (any partition) -> `123456789012`.
+fn root_to_account(principal: &str) -> String {
+    let parts: Vec<&str> = principal.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _partition, "iam", "", account, "root"]
+            if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            account.to_string()
         }
-        _ => a == b,
+        _ => principal.to_string(),
     }
 }
 
@@ -105,14 +140,85 @@ mod tests {
         assert!(Policy::parse(&big, Service::Kinesis).is_ok());
     }
 
+    fn policy(v: Value) -> Policy {
+        Policy::parse(&v, Service::Kinesis).unwrap()
+    }
+
+    fn statement(extra: Value) -> Value {
+        let mut s = json!({"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": ["kinesis:GetRecords"], "Resource": "*"});
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"Version": "2012-10-17", "Statement": [s]})
+    }
+
     #[test]
-    fn documents_compare_by_meaning() {
-        let p = Policy::parse(&json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:Get"]}]}), Service::Kinesis).unwrap();
+    fn key_order_and_whitespace_do_not_matter() {
+        let p = policy(statement(json!({})));
         assert!(p.matches(
-            r#"{"Statement":{"Action":"s3:Get","Effect":"Allow"}, "Version":"2012-10-17"}"#
+            r#"{ "Statement": [ {"Resource":"*","Action":["kinesis:GetRecords"],"Principal":{"AWS":"111122223333"},"Effect":"Allow"} ], "Version": "2012-10-17" }"#
+        ));
+    }
+
+    #[test]
+    fn a_single_value_equals_a_one_element_list() {
+        let p = policy(statement(json!({"Action": ["kinesis:GetRecords"]})));
+        assert!(p.matches(&statement(json!({"Action": "kinesis:GetRecords"})).to_string()));
+        let p = policy(statement(json!({"Resource": "*"})));
+        assert!(p.matches(&statement(json!({"Resource": ["*"]})).to_string()));
+        // A statement object equals a one-statement list.
+        let doc = statement(json!({}));
+        let single = json!({"Version": "2012-10-17", "Statement": doc["Statement"][0]});
+        assert!(policy(doc).matches(&single.to_string()));
+    }
+
+    #[test]
+    fn the_order_of_statements_and_of_values_does_not_matter() {
+        let a = json!({"Sid": "A", "Effect": "Allow", "Principal": "*", "Action": ["kinesis:GetRecords", "kinesis:DescribeStream"], "Resource": "*"});
+        let b = json!({"Sid": "B", "Effect": "Deny", "Principal": "*", "Action": "kinesis:PutRecord", "Resource": "*"});
+        let p = policy(json!({"Version": "2012-10-17", "Statement": [a.clone(), b.clone()]}));
+        let mut a2 = a.clone();
+        a2["Action"] = json!(["kinesis:DescribeStream", "kinesis:GetRecords"]);
+        assert!(p.matches(&json!({"Version": "2012-10-17", "Statement": [b, a2]}).to_string()));
+    }
+
+    #[test]
+    fn the_case_of_action_names_does_not_matter() {
+        let p = policy(statement(json!({"Action": ["Kinesis:GetRecords"]})));
+        assert!(p.matches(&statement(json!({"Action": ["kinesis:getrecords"]})).to_string()));
+        // Resources are case-sensitive: they stay different.
+        let p = policy(statement(
+            json!({"Resource": "arn:aws:kinesis:us-east-1:111122223333:stream/A"}),
         ));
         assert!(!p.matches(
-            r#"{"Statement":[{"Effect":"Deny","Action":"s3:Get"}],"Version":"2012-10-17"}"#
+            &statement(json!({"Resource": "arn:aws:kinesis:us-east-1:111122223333:stream/a"}))
+                .to_string()
+        ));
+    }
+
+    #[test]
+    fn a_bare_account_equals_its_root_arn() {
+        let p = policy(statement(json!({"Principal": {"AWS": "111122223333"}})));
+        assert!(p.matches(
+            &statement(json!({"Principal": {"AWS": "arn:aws:iam::111122223333:root"}})).to_string()
+        ));
+        assert!(p.matches(
+            &statement(json!({"Principal": {"AWS": ["arn:aws-cn:iam::111122223333:root"]}}))
+                .to_string()
+        ));
+        // A role in the account is not the account.
+        assert!(!p.matches(
+            &statement(json!({"Principal": {"AWS": "arn:aws:iam::111122223333:role/r"}}))
+                .to_string()
+        ));
+    }
+
+    #[test]
+    fn a_real_difference_is_still_a_difference() {
+        let p = policy(statement(json!({})));
+        assert!(!p.matches(&statement(json!({"Effect": "Deny"})).to_string()));
+        assert!(!p.matches(
+            &statement(json!({"Action": ["kinesis:GetRecords", "kinesis:PutRecord"]})).to_string()
         ));
         assert!(!p.matches("not json"));
     }

@@ -11,7 +11,7 @@ use tokio::time::{sleep, timeout_at, Instant};
 use tracing::info;
 
 use crate::budget::Budget;
-use crate::services::{ErrorKind, LivePolicy, ServiceError};
+use crate::services::{ErrorKind, LivePolicy, ServiceError, Version};
 use crate::settings::Settings;
 
 #[derive(Clone, Debug)]
@@ -48,9 +48,18 @@ pub struct Waited {
 fn describe(live: Option<&LivePolicy>) -> String {
     match live {
         None => "no policy".into(),
-        Some(p) if p.revision == Default::default() => "a different document".into(),
-        Some(p) => p.revision.to_string(),
+        Some(p) if p.version == Version::Unversioned => "a different document".into(),
+        Some(p) => p.version.to_string(),
     }
+}
+
+/// A wait that ended before the change was visible.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct WaitError {
+    pub reason: String,
+    /// The read error that ended the wait, if one did (otherwise the budget ran out).
+    pub read_error: Option<ServiceError>,
 }
 
 /// Reads until `visible` holds. Throttling, 5xx and not-ready answers only delay the
@@ -61,7 +70,7 @@ pub async fn wait_until<F, Fut>(
     poll: &PollPolicy,
     mut read: F,
     visible: impl Fn(Option<&LivePolicy>) -> bool,
-) -> Result<Waited, String>
+) -> Result<Waited, WaitError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<LivePolicy>, ServiceError>>,
@@ -94,7 +103,12 @@ where
             {
                 last_seen = format!("error {e}")
             }
-            Ok(Err(e)) => return Err(format!("reading back {what} failed: {e}")),
+            Ok(Err(e)) => {
+                return Err(WaitError {
+                    reason: format!("reading back {what} failed: {e}"),
+                    read_error: Some(e),
+                })
+            }
             Err(_) => break,
         }
         let delay = poll.interval(started.elapsed());
@@ -104,25 +118,24 @@ where
         info!(reads, delay_ms = delay.as_millis() as u64, last_seen = %last_seen, "waiting for {what}");
         sleep(delay).await;
     }
-    Err(format!(
-        "{what} was not visible after {:.1}s and {reads} reads: the time budget ran out; last seen: {last_seen}",
-        started.elapsed().as_secs_f64()
-    ))
+    Err(WaitError {
+        reason: format!(
+            "{what} was not visible after {:.1}s and {reads} reads: the time budget ran out; last seen: {last_seen}",
+            started.elapsed().as_secs_f64()
+        ),
+        read_error: None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::Revision;
     use std::cell::Cell;
 
     fn rev(id: &str) -> Option<LivePolicy> {
         Some(LivePolicy {
             document: "{}".into(),
-            revision: Revision {
-                revision_id: Some(id.into()),
-                ..Revision::default()
-            },
+            version: Version::Revision(id.into()),
         })
     }
 
@@ -163,7 +176,7 @@ mod tests {
                     })
                 }
             },
-            |l| l.is_some_and(|l| l.revision.revision_id.as_deref() == Some("new")),
+            |l| l.is_some_and(|l| l.version == Version::Revision("new".into())),
         )
         .await
         .unwrap();
@@ -186,7 +199,8 @@ mod tests {
             |_| false,
         )
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .reason;
         assert!(
             e.contains("revision 1") && e.contains("time budget ran out"),
             "{e}"
@@ -216,6 +230,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(e.contains("AccessDeniedException"));
+        assert!(e.reason.contains("AccessDeniedException"));
+        assert!(e.read_error.unwrap().is_access_denied());
     }
 }

@@ -9,15 +9,17 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::policy::Policy;
-use crate::target::{Service, Target};
+use crate::services::Service;
+use crate::target::Target;
 
 /// Properties a request may carry. Anything else is refused, so a typo is not ignored.
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 11] = [
     "ResourceArn",
     "PolicyName",
     "Service",
     "Region",
     "Policy",
+    "PolicyId",
     "ConfirmRemoveSelfResourceAccess",
     "BypassPolicyLockoutCheck",
     "WaitForPropagation",
@@ -25,12 +27,32 @@ const KNOWN: [&str; 10] = [
     "ServiceTimeout",
 ];
 
+/// A request that cannot be acted on, and the property at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidRequest {
+    /// The property at fault (`ResourceProperties` for the whole set).
+    pub property: &'static str,
+    pub message: String,
+}
+
+impl InvalidRequest {
+    pub fn new(property: &'static str, message: impl Into<String>) -> Self {
+        InvalidRequest {
+            property,
+            message: message.into(),
+        }
+    }
+}
+
 /// What the caller wants done, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyRequest {
     pub target: Target,
     /// Absent only where it is not needed (a delete).
     pub policy: Option<Policy>,
+    /// SSM: the policy to update or delete, when the function did not create it.
+    pub policy_id: Option<String>,
     pub confirm_remove_self_resource_access: Option<bool>,
     pub bypass_policy_lockout_check: Option<bool>,
     pub wait_for_propagation: bool,
@@ -52,23 +74,39 @@ impl PolicyRequest {
         properties: &Value,
         default_region: &str,
         needed: PolicyNeeded,
-    ) -> Result<PolicyRequest, String> {
+    ) -> Result<PolicyRequest, InvalidRequest> {
         let props = match properties {
             Value::Object(map) => map,
-            Value::Null => return Err("ResourceProperties are missing: ResourceArn (or PolicyName) and Policy are required".into()),
-            other => return Err(format!("ResourceProperties must be an object, got {}", kind(other))),
+            Value::Null => {
+                return Err(InvalidRequest::new(
+                    "ResourceProperties",
+                    "ResourceProperties are missing: ResourceArn (or PolicyName) and Policy are required",
+                ))
+            }
+            other => {
+                return Err(InvalidRequest::new(
+                    "ResourceProperties",
+                    format!("ResourceProperties must be an object, got {}", kind(other)),
+                ))
+            }
         };
         if let Some(unknown) = props.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown property {unknown:?}; known properties: {}",
-                KNOWN.join(", ")
+            return Err(InvalidRequest::new(
+                "ResourceProperties",
+                format!(
+                    "unknown property {unknown:?}; known properties: {}",
+                    KNOWN.join(", ")
+                ),
             ));
         }
 
         let service = optional_string(props, "Service")?
             .map(|s| {
                 Service::from_key(&s).ok_or_else(|| {
-                    format!("Service {s:?} is not one of dynamodb, kinesis, xray, aps, ssm")
+                    InvalidRequest::new(
+                        "Service",
+                        format!("Service {s:?} is not one of dynamodb, kinesis, xray, aps, ssm"),
+                    )
                 })
             })
             .transpose()?;
@@ -83,42 +121,64 @@ impl PolicyRequest {
 
         let policy = match (props.get("Policy"), needed) {
             (None | Some(Value::Null), PolicyNeeded::Yes) => {
-                return Err("Policy is required: a JSON policy document".into())
+                return Err(InvalidRequest::new(
+                    "Policy",
+                    "Policy is required: a JSON policy document",
+                ))
             }
             (None | Some(Value::Null), PolicyNeeded::No) => None,
             (Some(raw), needed) => match Policy::parse(raw, target.service) {
                 Ok(p) => Some(p),
-                Err(e) if needed == PolicyNeeded::Yes => return Err(e),
+                Err(e) if needed == PolicyNeeded::Yes => {
+                    return Err(InvalidRequest::new("Policy", e))
+                }
                 // A delete does not send the policy: a bad one must not block it.
                 Err(_) => None,
             },
         };
 
-        let confirm = optional_bool(props, "ConfirmRemoveSelfResourceAccess")?;
-        if confirm.is_some() && target.service != Service::DynamoDb {
-            return Err(format!(
-                "ConfirmRemoveSelfResourceAccess applies to DynamoDB only, not {}",
-                target.service
-            ));
-        }
-        let bypass = optional_bool(props, "BypassPolicyLockoutCheck")?;
-        if bypass.is_some() && target.service != Service::XRay {
-            return Err(format!(
-                "BypassPolicyLockoutCheck applies to X-Ray only, not {}",
-                target.service
-            ));
+        // Options that only one service takes are refused elsewhere, by name.
+        for option in [
+            "ConfirmRemoveSelfResourceAccess",
+            "BypassPolicyLockoutCheck",
+            "PolicyId",
+        ] {
+            if props.get(option).is_some_and(|v| !v.is_null())
+                && !target.service.accepts_option(option)
+            {
+                let owner = Service::owner_of_option(option)
+                    .map(|s| s.facts().display_name)
+                    .unwrap_or("another service");
+                return Err(InvalidRequest::new(
+                    static_name(option),
+                    format!("{option} applies to {owner} only, not {}", target.service),
+                ));
+            }
         }
         optional_string(props, "ServiceToken")?;
 
         Ok(PolicyRequest {
             target,
             policy,
-            confirm_remove_self_resource_access: confirm,
-            bypass_policy_lockout_check: bypass,
+            policy_id: optional_string(props, "PolicyId")?,
+            confirm_remove_self_resource_access: optional_bool(
+                props,
+                "ConfirmRemoveSelfResourceAccess",
+            )?,
+            bypass_policy_lockout_check: optional_bool(props, "BypassPolicyLockoutCheck")?,
             wait_for_propagation: optional_bool(props, "WaitForPropagation")?.unwrap_or(true),
             service_timeout: service_timeout(props)?,
         })
     }
+}
+
+/// The property name as a `'static` string for [`InvalidRequest::property`].
+fn static_name(name: &str) -> &'static str {
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("ResourceProperties")
 }
 
 fn select_target(
@@ -127,40 +187,63 @@ fn select_target(
     service: Option<Service>,
     region: Option<String>,
     default_region: &str,
-) -> Result<Target, String> {
+) -> Result<Target, InvalidRequest> {
     match (arn, name) {
-        (Some(_), Some(_)) => Err(
-            "give either ResourceArn or PolicyName, not both (PolicyName is for X-Ray, which has no ARN)".into(),
-        ),
+        (Some(_), Some(_)) => Err(InvalidRequest::new(
+            "ResourceArn",
+            "give either ResourceArn or PolicyName, not both (PolicyName is for X-Ray, which has no ARN)",
+        )),
         (Some(arn), None) => {
-            let target = Target::from_arn(&arn)?;
+            let target =
+                Target::from_arn(&arn).map_err(|e| InvalidRequest::new("ResourceArn", e))?;
             if let Some(s) = service.filter(|s| *s != target.service) {
-                return Err(format!(
-                    "Service {:?} disagrees with ResourceArn, which is a {} ARN",
-                    s.key(),
-                    target.service
+                return Err(InvalidRequest::new(
+                    "Service",
+                    format!(
+                        "Service {:?} disagrees with ResourceArn, which is a {} ARN",
+                        s.key(),
+                        target.service
+                    ),
                 ));
             }
             if let Some(r) = region.filter(|r| *r != target.region) {
-                return Err(format!(
-                    "Region {r:?} disagrees with ResourceArn, which is in {}",
-                    target.region
+                return Err(InvalidRequest::new(
+                    "Region",
+                    format!(
+                        "Region {r:?} disagrees with ResourceArn, which is in {}",
+                        target.region
+                    ),
                 ));
             }
             Ok(target)
         }
         (None, Some(name)) => {
             if let Some(s) = service.filter(|s| *s != Service::XRay) {
-                return Err(format!(
-                    "Service {:?} needs ResourceArn; PolicyName alone names an X-Ray policy",
-                    s.key()
+                return Err(InvalidRequest::new(
+                    "ResourceArn",
+                    format!(
+                        "Service {:?} needs ResourceArn; PolicyName alone names an X-Ray policy",
+                        s.key()
+                    ),
                 ));
             }
-            Target::xray(&name, region.as_deref().unwrap_or(default_region))
+            Target::xray(&name, region.as_deref().unwrap_or(default_region)).map_err(|e| {
+                let property = if e.starts_with("Region") {
+                    "Region"
+                } else {
+                    "PolicyName"
+                };
+                InvalidRequest::new(property, e)
+            })
         }
         (None, None) => Err(match service {
-            Some(Service::XRay) => "PolicyName is required for X-Ray".into(),
-            _ => "ResourceArn is required (or PolicyName for an X-Ray policy)".into(),
+            Some(Service::XRay) => {
+                InvalidRequest::new("PolicyName", "PolicyName is required for X-Ray")
+            }
+            _ => InvalidRequest::new(
+                "ResourceArn",
+                "ResourceArn is required (or PolicyName for an X-Ray policy)",
+            ),
         }),
     }
 }
@@ -176,28 +259,42 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn optional_string(props: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+fn optional_string(
+    props: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, InvalidRequest> {
     match props.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Err(format!("{name} is empty")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(InvalidRequest::new(name, format!("{name} is empty")))
+        }
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(other) => Err(format!("{name} must be a string, got {}", kind(other))),
+        Some(other) => Err(InvalidRequest::new(
+            name,
+            format!("{name} must be a string, got {}", kind(other)),
+        )),
     }
 }
 
 /// Accepts `true` / `false` and CloudFormation's `"true"` / `"false"`.
-fn optional_bool(props: &Map<String, Value>, name: &str) -> Result<Option<bool>, String> {
+fn optional_bool(
+    props: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<bool>, InvalidRequest> {
     match props.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(other) => Err(format!("{name} must be true or false, got {other}")),
+        Some(other) => Err(InvalidRequest::new(
+            name,
+            format!("{name} must be true or false, got {other}"),
+        )),
     }
 }
 
 /// Whole seconds from 1 to 3600, as CloudFormation defines it.
-fn service_timeout(props: &Map<String, Value>) -> Result<Option<Duration>, String> {
+fn service_timeout(props: &Map<String, Value>) -> Result<Option<Duration>, InvalidRequest> {
     let raw = match props.get("ServiceTimeout") {
         None | Some(Value::Null) => return Ok(None),
         Some(v) => v,
@@ -209,8 +306,9 @@ fn service_timeout(props: &Map<String, Value>) -> Result<Option<Duration>, Strin
     };
     match secs {
         Some(s @ 1..=3600) => Ok(Some(Duration::from_secs(s))),
-        _ => Err(format!(
-            "ServiceTimeout must be whole seconds from 1 to 3600, got {raw}"
+        _ => Err(InvalidRequest::new(
+            "ServiceTimeout",
+            format!("ServiceTimeout must be whole seconds from 1 to 3600, got {raw}"),
         )),
     }
 }
@@ -222,7 +320,7 @@ mod tests {
 
     const TABLE: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
 
-    fn parse(v: Value) -> Result<PolicyRequest, String> {
+    fn parse(v: Value) -> Result<PolicyRequest, InvalidRequest> {
         PolicyRequest::from_properties(&v, "eu-west-1", PolicyNeeded::Yes)
     }
 
@@ -319,13 +417,57 @@ mod tests {
                 json!({"PolicyName": "p", "Policy": policy(), "ConfirmRemoveSelfResourceAccess": "true"}),
                 "DynamoDB only",
             ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "PolicyId": "p-1"}),
+                "PolicyId applies to SSM only",
+            ),
             (json!("just a string"), "must be an object"),
             (Value::Null, "ResourceProperties are missing"),
         ];
         for (props, needle) in cases {
-            let err = parse(props.clone()).unwrap_err();
+            let err = parse(props.clone()).unwrap_err().to_string();
             assert!(err.contains(needle), "{props}: {err}");
         }
+    }
+
+    #[test]
+    fn each_error_names_its_property() {
+        let cases = [
+            (json!({"ResourceArn": TABLE}), "Policy"),
+            (
+                json!({"ResourceArn": "nope", "Policy": policy()}),
+                "ResourceArn",
+            ),
+            (
+                json!({"PolicyName": "p", "Region": "moon", "Policy": policy()}),
+                "Region",
+            ),
+            (
+                json!({"PolicyName": "bad name!", "Policy": policy()}),
+                "PolicyName",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "WaitForPropagation": 3}),
+                "WaitForPropagation",
+            ),
+            (
+                json!({"ResourceArn": TABLE, "Policy": policy(), "Nope": 1}),
+                "ResourceProperties",
+            ),
+        ];
+        for (props, property) in cases {
+            assert_eq!(
+                parse(props.clone()).unwrap_err().property,
+                property,
+                "{props}"
+            );
+        }
+    }
+
+    #[test]
+    fn ssm_takes_a_policy_id() {
+        let r = parse(json!({"ResourceArn": "arn:aws:ssm:us-east-1:123456789012:parameter/p", "Policy": policy(), "PolicyId": "abc"})).unwrap();
+        assert_eq!(r.policy_id.as_deref(), Some("abc"));
     }
 
     #[test]

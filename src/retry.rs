@@ -12,7 +12,7 @@ use tokio::time::{sleep, timeout_at, Instant};
 use tracing::info;
 
 use crate::budget::Budget;
-use crate::services::{ErrorKind, ServiceError};
+use crate::services::{ErrorKind, Landed, ServiceError};
 use crate::settings::Settings;
 
 /// Limits per kind of error, from [`Settings`].
@@ -67,15 +67,28 @@ pub struct Attempted<T> {
     pub attempts: u32,
 }
 
-/// Runs `op` until it succeeds, fails for good, or the budget runs out. The error is
-/// the Reason to report: what was attempted, how often, for how long, the last error.
+/// Why the calls did not succeed: the Reason to report (what was attempted, how
+/// often, for how long, the last error), and whether any attempt may have landed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct RetryError {
+    pub reason: String,
+    pub last: Option<ServiceError>,
+    /// `Maybe` once any attempt timed out, broke after sending, got a 5xx, or was
+    /// still in flight when the budget ran out.
+    pub landed: Landed,
+    /// The budget ran out (rather than an error that retrying cannot fix).
+    pub timed_out: bool,
+}
+
+/// Runs `op` until it succeeds, fails for good, or the budget runs out.
 pub async fn with_retries<T, F, Fut>(
     what: &str,
     budget: &Budget,
     policy: &RetryPolicy,
     not_found: NotFound,
     mut op: F,
-) -> Result<Attempted<T>, String>
+) -> Result<Attempted<T>, RetryError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ServiceError>>,
@@ -84,18 +97,29 @@ where
     let mut attempts = 0u32;
     let mut same_kind_tries = 0u32;
     let mut last_kind: Option<ErrorKind> = None;
+    let mut landed = Landed::No;
+    let mut last: Option<ServiceError> = None;
     loop {
         attempts += 1;
         let err = match timeout_at(budget.work_deadline(), op()).await {
             Ok(Ok(value)) => return Ok(Attempted { value, attempts }),
             Ok(Err(err)) => err,
             Err(_) => {
-                return Err(format!(
-                    "{what}: the time budget ran out after {:.1}s and {attempts} attempts while a call was in flight",
-                    started.elapsed().as_secs_f64()
-                ))
+                return Err(RetryError {
+                    reason: format!(
+                        "{what}: the time budget ran out after {:.1}s and {attempts} attempts while a call was in flight{}",
+                        started.elapsed().as_secs_f64(),
+                        last.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                    ),
+                    last,
+                    landed: Landed::Maybe,
+                    timed_out: true,
+                })
             }
         };
+        if err.landed == Landed::Maybe {
+            landed = Landed::Maybe;
+        }
         same_kind_tries = if last_kind == Some(err.kind) {
             same_kind_tries + 1
         } else {
@@ -114,24 +138,38 @@ where
             ErrorKind::InvalidPrincipal => elapsed < policy.invalid_principal_grace,
             ErrorKind::Ambiguous => same_kind_tries < policy.ambiguous_max_tries,
             ErrorKind::Conflict => same_kind_tries < policy.conflict_max_tries,
-            ErrorKind::PolicyNotFound | ErrorKind::Terminal => false,
+            ErrorKind::PolicyNotFound
+            | ErrorKind::ResourceDeleting
+            | ErrorKind::NoEndpoint
+            | ErrorKind::Terminal => false,
         };
         if !retryable {
-            return Err(if attempts == 1 {
+            let reason = if attempts == 1 {
                 format!("{what} failed: {err}")
             } else {
                 format!(
                     "{what} failed after {attempts} attempts over {:.1}s: {err}",
                     elapsed.as_secs_f64()
                 )
+            };
+            return Err(RetryError {
+                reason,
+                last: Some(err),
+                landed,
+                timed_out: false,
             });
         }
         let delay = policy.backoff(attempts);
         if Instant::now() + delay >= budget.work_deadline() {
-            return Err(format!(
-                "{what}: gave up after {:.1}s and {attempts} attempts because the time budget ran out; last error: {err}",
-                elapsed.as_secs_f64()
-            ));
+            return Err(RetryError {
+                reason: format!(
+                    "{what}: gave up after {:.1}s and {attempts} attempts because the time budget ran out; last error: {err}",
+                    elapsed.as_secs_f64()
+                ),
+                last: Some(err),
+                landed,
+                timed_out: true,
+            });
         }
         info!(
             attempt = attempts,
@@ -140,6 +178,7 @@ where
             error_kind = ?err.kind,
             "retrying {what}"
         );
+        last = Some(err);
         sleep(delay).await;
     }
 }
@@ -175,7 +214,7 @@ mod tests {
         n: u32,
         nf: NotFound,
         b: &Budget,
-    ) -> (Result<Attempted<u32>, String>, u32) {
+    ) -> (Result<Attempted<u32>, RetryError>, u32) {
         let calls = Cell::new(0u32);
         let r = with_retries("put", b, &policy(), nf, || {
             calls.set(calls.get() + 1);
@@ -205,7 +244,7 @@ mod tests {
         let (r, calls) =
             fail_then_succeed(ErrorKind::Terminal, 5, NotFound::MayAppear, &budget(60)).await;
         assert_eq!(calls, 1);
-        assert_eq!(r.unwrap_err(), "put failed: TerminalCode: msg");
+        assert_eq!(r.unwrap_err().reason, "put failed: TerminalCode: msg");
     }
 
     #[tokio::test(start_paused = true)]
@@ -216,7 +255,7 @@ mod tests {
         assert_eq!(calls, 4);
         let (r, calls) =
             fail_then_succeed(ErrorKind::Throttled, 10, NotFound::Final, &budget(60)).await;
-        assert!(r.unwrap_err().contains("after 4 attempts"));
+        assert!(r.unwrap_err().reason.contains("after 4 attempts"));
         assert_eq!(calls, 4);
     }
 
@@ -241,7 +280,7 @@ mod tests {
             &budget(60),
         )
         .await;
-        assert!(r.unwrap_err().contains("ResourceNotFoundCode"));
+        assert!(r.unwrap_err().reason.contains("ResourceNotFoundCode"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -257,13 +296,63 @@ mod tests {
         let b = budget(1);
         let (r, calls) =
             fail_then_succeed(ErrorKind::NotReady, u32::MAX, NotFound::Final, &b).await;
-        let reason = r.unwrap_err();
+        let reason = r.unwrap_err().reason;
         assert!(
             reason.contains("time budget ran out") && reason.contains("NotReadyCode"),
             "{reason}"
         );
         assert!(calls > 5);
         assert!(Instant::now() <= b.work_deadline());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_may_have_landed_is_remembered_past_later_errors() {
+        let calls = Cell::new(0u32);
+        let r: Result<Attempted<()>, _> =
+            with_retries("put", &budget(60), &policy(), NotFound::Final, || {
+                calls.set(calls.get() + 1);
+                let c = calls.get();
+                async move {
+                    Err(if c == 1 {
+                        ServiceError {
+                            landed: Landed::Maybe,
+                            ..err(ErrorKind::Transient)
+                        }
+                    } else {
+                        err(ErrorKind::Terminal)
+                    })
+                }
+            })
+            .await;
+        let e = r.unwrap_err();
+        assert_eq!(e.landed, Landed::Maybe);
+        assert_eq!(e.last.unwrap().kind, ErrorKind::Terminal);
+        let (r, _) = fail_then_succeed(ErrorKind::Terminal, 1, NotFound::Final, &budget(60)).await;
+        assert_eq!(r.unwrap_err().landed, Landed::No);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_in_flight_when_the_budget_ends_may_have_landed() {
+        let r: Result<Attempted<()>, _> =
+            with_retries("put", &budget(1), &policy(), NotFound::Final, || {
+                std::future::pending()
+            })
+            .await;
+        let e = r.unwrap_err();
+        assert_eq!(e.landed, Landed::Maybe);
+        assert!(
+            e.timed_out && e.reason.contains("in flight"),
+            "{}",
+            e.reason
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_endpoint_and_deleting_are_not_retried() {
+        for kind in [ErrorKind::NoEndpoint, ErrorKind::ResourceDeleting] {
+            let (_, calls) = fail_then_succeed(kind, 5, NotFound::MayAppear, &budget(60)).await;
+            assert_eq!(calls, 1, "{kind:?}");
+        }
     }
 
     #[test]

@@ -6,58 +6,7 @@
 
 use std::fmt;
 
-/// The five services, by the key used in the `Service` property.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Service {
-    DynamoDb,
-    Kinesis,
-    XRay,
-    Aps,
-    Ssm,
-}
-
-impl Service {
-    pub const ALL: [Service; 5] = [
-        Service::DynamoDb,
-        Service::Kinesis,
-        Service::XRay,
-        Service::Aps,
-        Service::Ssm,
-    ];
-
-    /// The key used in properties, ARNs and physical ids.
-    pub fn key(self) -> &'static str {
-        match self {
-            Service::DynamoDb => "dynamodb",
-            Service::Kinesis => "kinesis",
-            Service::XRay => "xray",
-            Service::Aps => "aps",
-            Service::Ssm => "ssm",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| s.key() == key)
-    }
-
-    /// Largest policy the service accepts, in bytes as sent (compact JSON).
-    /// Kinesis and Managed Prometheus document no limit; the service decides.
-    pub fn policy_size_limit(self) -> Option<usize> {
-        match self {
-            Service::DynamoDb => Some(20 * 1024),
-            Service::XRay => Some(5 * 1024),
-            // SSM's model: "a policy can't exceed 1024 bytes" (ResourcePolicyLimitExceededException).
-            Service::Ssm => Some(1024),
-            Service::Kinesis | Service::Aps => None,
-        }
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
-}
+pub use crate::services::Service;
 
 /// The kind of resource inside a service.
 #[derive(Clone, Debug, PartialEq, Eq)]

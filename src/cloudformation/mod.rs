@@ -2,14 +2,16 @@
 //! the guarantee of exactly one answer per request, whatever happens.
 //!
 //! The work runs in its own task under the time budget, so a panic or a hang becomes a
-//! FAILED answer instead of an hour of CloudFormation waiting for nothing.
+//! FAILED answer instead of an hour of CloudFormation waiting for nothing. A rollback
+//! Delete of a Create that wrote nothing is answered before anything else is looked
+//! at, so it always completes.
 
+mod envelope;
 pub mod physical_id;
 pub mod response;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::cloudformation::{
     CloudFormationCustomResourceRequest as Request,
@@ -19,12 +21,16 @@ use aws_lambda_events::cloudformation::{
 use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument, Span};
 
-use crate::apply::{delete_policy, put_policy, App, NotApplied};
+use crate::app::App;
+use crate::apply::{delete_policy, put_policy, ApplyError};
 use crate::budget::Budget;
-use crate::request::{PolicyNeeded, PolicyRequest};
+use crate::error::InvocationError;
+use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
-use crate::services::Revision;
+use crate::services::Known;
 use crate::target::Target;
+use envelope::{service_timeout, Envelope};
+use physical_id::Named;
 use response::ResponseUrl;
 
 /// What the work decided; becomes the response body.
@@ -56,58 +62,6 @@ impl Outcome {
     }
 }
 
-/// The envelope fields, read leniently so that even a request that fails to parse can
-/// be answered.
-struct Envelope {
-    response_url: String,
-    stack_id: String,
-    request_id: String,
-    logical_resource_id: String,
-    physical_id: Option<String>,
-    request_type: String,
-}
-
-fn field(event: &Value, name: &str) -> String {
-    event
-        .get(name)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-impl Envelope {
-    fn read(event: &Value) -> Envelope {
-        Envelope {
-            response_url: field(event, "ResponseURL"),
-            stack_id: field(event, "StackId"),
-            request_id: field(event, "RequestId"),
-            logical_resource_id: field(event, "LogicalResourceId"),
-            physical_id: event
-                .get("PhysicalResourceId")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            request_type: field(event, "RequestType"),
-        }
-    }
-
-    /// The id to answer with when the work never produced one.
-    fn fallback_physical_id(&self) -> String {
-        self.physical_id
-            .clone()
-            .unwrap_or_else(|| physical_id::marker(&self.request_id))
-    }
-}
-
-/// `ServiceTimeout` bounds the work even when other properties are invalid.
-fn service_timeout(event: &Value) -> Option<Duration> {
-    let raw = event.get("ResourceProperties")?.get("ServiceTimeout")?;
-    let secs = raw.as_u64().or_else(|| raw.as_str()?.trim().parse().ok())?;
-    (1..=3600)
-        .contains(&secs)
-        .then(|| Duration::from_secs(secs))
-}
-
 /// Handles one CloudFormation request: validates where to answer, does the work under
 /// the budget, answers exactly once. `defect` is a problem found while decoding the
 /// event (it is answered FAILED). Returns a summary for the invocation result; an
@@ -118,7 +72,7 @@ pub async fn handle(
     event: Value,
     defect: Option<String>,
     lambda_deadline_ms: u64,
-) -> Result<Value, String> {
+) -> Result<Value, InvocationError> {
     let env = Envelope::read(&event);
     let span = info_span!(
         "cloudformation",
@@ -129,34 +83,40 @@ pub async fn handle(
         target = tracing::field::Empty,
     );
     async move {
+        let undelivered = |e: String| {
+            error!("{e}");
+            InvocationError::ResponseNotDelivered(e)
+        };
         if env.response_url.is_empty() {
-            error!("the request has no ResponseURL: nobody can be answered");
-            return Err("CloudFormation request without a ResponseURL: cannot answer".to_string());
+            return Err(undelivered(
+                "CloudFormation request without a ResponseURL: cannot answer".into(),
+            ));
         }
         let url = ResponseUrl::parse(&env.response_url, &app.settings.response_url_allowed_hosts)
-            .map_err(|e| {
-            error!("{e}");
-            e
-        })?;
+            .map_err(undelivered)?;
         let budget = Budget::from_lambda_deadline(
             lambda_deadline_ms,
             service_timeout(&event),
             app.settings.response_reserve,
         );
 
-        let outcome = match defect {
-            Some(defect) => Outcome::failed(
+        let outcome = if let Some(id) = env.nothing_to_delete() {
+            // Before any other check: the rollback of a Create that wrote nothing must
+            // complete whatever else the event holds.
+            info!(physical_id = %id, "Delete of a resource that was never created: nothing to remove");
+            Outcome::success(id, HashMap::new())
+        } else if let Some(defect) = defect {
+            Outcome::failed(
                 env.fallback_physical_id(),
                 format!("Invalid request: {defect}"),
-            ),
-            None => {
-                guard(
-                    lifecycle(app.clone(), event, budget),
-                    env.fallback_physical_id(),
-                    budget,
-                )
-                .await
-            }
+            )
+        } else {
+            guard(
+                lifecycle(app.clone(), event, budget),
+                env.fallback_physical_id(),
+                budget,
+            )
+            .await
         };
         match outcome.status {
             Status::Success => info!(physical_id = %outcome.physical_id, "SUCCESS"),
@@ -171,12 +131,10 @@ pub async fn handle(
         body.request_id = env.request_id.clone();
         body.logical_resource_id = env.logical_resource_id.clone();
         body.data = outcome.data.clone();
-        let status = response::send(http, &url, response::render(body), budget.respond_by())
+        let body = response::render(body).map_err(undelivered)?;
+        let status = response::send(http, &url, body, budget.respond_by())
             .await
-            .map_err(|e| {
-                error!("{e}");
-                e
-            })?;
+            .map_err(undelivered)?;
         Ok(json!({
             "Status": if outcome.status == Status::Success { "SUCCESS" } else { "FAILED" },
             "PhysicalResourceId": outcome.physical_id,
@@ -234,13 +192,21 @@ fn record_target(target: &Target) {
 
 async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
     let env = Envelope::read(&event);
+    // A Delete needs only its physical id and properties: a malformed envelope must not
+    // keep a stack from being deleted.
+    if env.request_type == "Delete" {
+        let id = env.fallback_physical_id();
+        let props = event
+            .get("ResourceProperties")
+            .cloned()
+            .unwrap_or(Value::Null);
+        return delete(&app, &props, &id, &env.request_id, &budget).await;
+    }
     let request: Request = match serde_json::from_value(event) {
         Ok(r) => r,
         Err(e) => {
             let why = match env.request_type.as_str() {
-                "Create" | "Update" | "Delete" => {
-                    format!("the CloudFormation request is malformed: {e}")
-                }
+                "Create" | "Update" => format!("the CloudFormation request is malformed: {e}"),
                 "" => "RequestType is missing: expected Create, Update or Delete".to_string(),
                 other => format!("RequestType {other:?} is not Create, Update or Delete"),
             };
@@ -263,16 +229,6 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
             )
             .await
         }
-        Request::Delete(d) => {
-            delete(
-                &app,
-                &d.resource_properties,
-                &d.physical_resource_id,
-                &d.request_id,
-                &budget,
-            )
-            .await
-        }
         _ => Outcome::failed(
             env.fallback_physical_id(),
             "Invalid request: unsupported RequestType",
@@ -280,8 +236,14 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
     }
 }
 
-fn invalid(physical_id: String, why: String) -> Outcome {
+fn invalid(physical_id: String, why: InvalidRequest) -> Outcome {
     Outcome::failed(physical_id, format!("Invalid request: {why}"))
+}
+
+fn requested(req: &PolicyRequest) -> Known {
+    Known {
+        policy_id: req.policy_id.clone(),
+    }
 }
 
 async fn create(app: &App, props: &Value, request_id: &str, budget: &Budget) -> Outcome {
@@ -291,29 +253,37 @@ async fn create(app: &App, props: &Value, request_id: &str, budget: &Budget) -> 
         Err(why) => return invalid(marker, why),
     };
     record_target(&req.target);
-    match put_policy(
-        app,
-        &req,
-        &Revision::default(),
-        NotFound::MayAppear,
-        request_id,
-        budget,
-    )
-    .await
-    {
-        Ok(applied) => Outcome::success(
-            physical_id::for_target(&req.target, &applied.revision),
-            applied.attributes(&req.target),
-        ),
+    let known = requested(&req);
+    match put_policy(app, &req, &known, NotFound::MayAppear, request_id, budget).await {
+        Ok(applied) => {
+            let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
+            Outcome::success(
+                physical_id::for_target(&req.target, &known),
+                applied.attributes(&req.target),
+            )
+        }
         // A write that may have landed gets the real id, so the rollback Delete removes it.
-        Err(NotApplied {
-            reason,
-            write_accepted: true,
-        }) => Outcome::failed(
-            physical_id::for_target(&req.target, &Revision::default()),
-            reason,
+        Err(e) if e.may_have_written() => {
+            Outcome::failed(physical_id::for_target(&req.target, &known), e.to_string())
+        }
+        Err(e) => Outcome::failed(marker, e.to_string()),
+    }
+}
+
+/// The target an existing physical id (or, failing that, the old properties) names.
+fn old_target(app: &App, old_id: &str, old_props: &Value) -> (Option<Target>, Known) {
+    let from_props = || {
+        PolicyRequest::from_properties(old_props, &app.region, PolicyNeeded::No)
+            .ok()
+            .map(|r| r.target)
+    };
+    match physical_id::parse(old_id) {
+        Named::Target(t, known) => (Some(t), known),
+        Named::Digest { digest, known } => (
+            from_props().filter(|t| physical_id::digest_matches(&digest, t)),
+            known,
         ),
-        Err(NotApplied { reason, .. }) => Outcome::failed(marker, reason),
+        Named::Unknown => (from_props(), Known::default()),
     }
 }
 
@@ -330,17 +300,16 @@ async fn update(
         Err(why) => return invalid(old_id.to_string(), why),
     };
     record_target(&req.target);
-    let old_target = PolicyRequest::from_properties(old_props, &app.region, PolicyNeeded::No)
-        .map(|r| r.target)
-        .ok()
-        .or_else(|| physical_id::target_of(old_id));
+    let (old_target, old_known) = old_target(app, old_id, old_props);
     // Same target: update in place. A new target: put there and return its id;
     // CloudFormation then deletes the old one.
     let replacing = old_target.as_ref() != Some(&req.target);
-    let previous = if replacing {
-        Revision::default()
-    } else {
-        physical_id::known_revision(old_id, &req.target)
+    let known = match (replacing, req.policy_id.clone()) {
+        (_, Some(id)) => Known {
+            policy_id: Some(id),
+        },
+        (false, None) => old_known,
+        (true, None) => Known::default(),
     };
     if replacing {
         info!(old = ?old_target.map(|t| t.display_id()), "target changed: replacing");
@@ -351,36 +320,89 @@ async fn update(
     } else {
         NotFound::Final
     };
-    match put_policy(app, &req, &previous, not_found, request_id, budget).await {
-        Ok(applied) => Outcome::success(
-            physical_id::for_target(&req.target, &applied.revision),
-            applied.attributes(&req.target),
+    match put_policy(app, &req, &known, not_found, request_id, budget).await {
+        Ok(applied) => {
+            let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
+            Outcome::success(
+                physical_id::for_target(&req.target, &known),
+                applied.attributes(&req.target),
+            )
+        }
+        Err(e) if replacing && e.may_have_written() => Outcome::failed(
+            old_id.to_string(),
+            undo_replacement(app, &req, &known, e, request_id, budget).await,
         ),
-        Err(e) => Outcome::failed(old_id.to_string(), e.reason),
+        Err(e) => Outcome::failed(old_id.to_string(), e.to_string()),
+    }
+}
+
+/// A failed Update to a new target that may have written there: CloudFormation's
+/// rollback never sends a Delete for that target, so remove it now (best effort,
+/// inside the budget) and say so in the Reason.
+async fn undo_replacement(
+    app: &App,
+    req: &PolicyRequest,
+    known: &Known,
+    failure: ApplyError,
+    request_id: &str,
+    budget: &Budget,
+) -> String {
+    let cleanup = budget.cleanup();
+    let target = &req.target;
+    match delete_policy(app, target, known, req.policy.as_ref(), false, request_id, &cleanup).await {
+        Ok(_) => format!(
+            "{failure}; the policy that may have been written on the new target {target} was removed again"
+        ),
+        Err(e) => {
+            error!(error = %e, "could not remove the policy from the new target after a failed update");
+            format!(
+                "{failure}; a policy may remain on the new target {target} and could not be removed ({e}): remove it by hand"
+            )
+        }
     }
 }
 
 async fn delete(app: &App, props: &Value, id: &str, request_id: &str, budget: &Budget) -> Outcome {
-    if physical_id::is_marker(id) {
-        info!("the Create never wrote anything: nothing to delete");
-        return Outcome::success(id.to_string(), HashMap::new());
-    }
-    let (target, policy, wait) = match PolicyRequest::from_properties(
-        props,
-        &app.region,
-        PolicyNeeded::No,
-    ) {
-        Ok(r) => (r.target, r.policy, r.wait_for_propagation),
-        Err(why) => match physical_id::target_of(id) {
-            Some(t) => {
-                warn!(%why, "properties unreadable; deleting the target named by the physical id");
-                (t, None, true)
+    let from_props = PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No);
+    // The physical id names the target whenever it can: properties that name another
+    // one are not acted on.
+    let (target, known, policy, wait) = match (physical_id::parse(id), from_props) {
+        (Named::Target(t, known), Ok(r)) if r.target == t => {
+            let known = Known {
+                policy_id: known.policy_id.or(r.policy_id),
+            };
+            (t, known, r.policy, r.wait_for_propagation)
+        }
+        (Named::Target(t, known), other) => {
+            match other {
+                Ok(r) => warn!(
+                    properties_target = %r.target.display_id(),
+                    "the properties name another target than the physical id; deleting the physical id's target only"
+                ),
+                Err(why) => {
+                    warn!(%why, "properties unreadable; deleting the target named by the physical id")
+                }
             }
-            None => return invalid(id.to_string(), why),
-        },
+            (t, known, None, true)
+        }
+        (Named::Digest { digest, known }, Ok(r))
+            if physical_id::digest_matches(&digest, &r.target) =>
+        {
+            (r.target, known, r.policy, r.wait_for_propagation)
+        }
+        (Named::Digest { .. }, _) => {
+            return Outcome::failed(
+                id.to_string(),
+                "Invalid request: the physical id names its target by digest, and ResourceArn in the properties does not match it",
+            )
+        }
+        (Named::Unknown, Ok(r)) => {
+            let known = requested(&r);
+            (r.target, known, r.policy, r.wait_for_propagation)
+        }
+        (Named::Unknown, Err(why)) => return invalid(id.to_string(), why),
     };
     record_target(&target);
-    let known = physical_id::known_revision(id, &target);
     match delete_policy(
         app,
         &target,
@@ -397,13 +419,14 @@ async fn delete(app: &App, props: &Value, id: &str, request_id: &str, budget: &B
             d.insert("Attempts".into(), applied.attempts.to_string());
             Outcome::success(id.to_string(), d)
         }
-        Err(e) => Outcome::failed(id.to_string(), e.reason),
+        Err(e) => Outcome::failed(id.to_string(), e.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn budget() -> Budget {
         Budget::new(Duration::from_secs(10), None, Duration::from_secs(2))
@@ -432,16 +455,11 @@ mod tests {
         assert!(tokio::time::Instant::now() < b.respond_by());
     }
 
-    #[test]
-    fn service_timeout_is_read_leniently_from_any_event() {
-        assert_eq!(
-            service_timeout(&json!({"ResourceProperties": {"ServiceTimeout": "30"}})),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            service_timeout(&json!({"ResourceProperties": {"ServiceTimeout": 0}})),
-            None
-        );
-        assert_eq!(service_timeout(&json!({})), None);
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_time_ends_before_the_guard_cuts_the_work_off() {
+        let b = budget();
+        let c = b.cleanup();
+        let guard_limit = b.work_deadline() + (b.respond_by() - b.work_deadline()) / 3;
+        assert!(c.work_deadline() > b.work_deadline() && c.work_deadline() < guard_limit);
     }
 }

@@ -2,7 +2,9 @@
 //! hosts), what it may say (4096 bytes), and getting it there (a retried PUT).
 //!
 //! The ResponseURL is a presigned credential: only its scheme, host and path are ever
-//! logged or put in an error message.
+//! logged or put in an error message. The answer goes only where CloudFormation asked:
+//! no redirect is followed (a 3xx is "not delivered"), and a URL with user
+//! information is refused.
 
 use std::time::Duration;
 
@@ -74,6 +76,11 @@ impl ResponseUrl {
         let Ok(url) = Url::parse(raw) else {
             return refuse("not a URL");
         };
+        if !url.username().is_empty() || url.password().is_some() {
+            return refuse(
+                "it carries user information (user@host), which CloudFormation never sends",
+            );
+        }
         let host = url.host_str().unwrap_or("").to_ascii_lowercase();
         let port = url.port_or_known_default();
         let https = url.scheme() == "https";
@@ -100,7 +107,9 @@ impl ResponseUrl {
 
 /// Serializes the response within [`MAX_BODY`]: Data that does not fit turns the answer
 /// into a FAILED with a clear reason; a long Reason keeps its beginning and a marker.
-pub fn render(mut response: Response) -> Vec<u8> {
+/// When the echoed fields alone (ids CloudFormation sent) do not fit, nothing can be
+/// sent: an oversized body is never uploaded.
+pub fn render(mut response: Response) -> Result<Vec<u8>, String> {
     let mut body = serde_json::to_vec(&response).unwrap_or_default();
     if body.len() > MAX_BODY && !response.data.is_empty() {
         let data_bytes = serde_json::to_vec(&response.data)
@@ -127,7 +136,17 @@ pub fn render(mut response: Response) -> Vec<u8> {
             body = serde_json::to_vec(&response).unwrap_or_default();
         }
     }
-    body
+    if body.len() > MAX_BODY {
+        return Err(format!(
+            "the response would be {} bytes, over CloudFormation's {MAX_BODY}: the ids echoed from the request (PhysicalResourceId {} bytes, LogicalResourceId {} bytes, StackId {} bytes, RequestId {} bytes) leave no room; not sent",
+            body.len(),
+            response.physical_resource_id.len(),
+            response.logical_resource_id.len(),
+            response.stack_id.len(),
+            response.request_id.len()
+        ));
+    }
+    Ok(body)
 }
 
 /// PUTs `body` with an empty Content-Type, retrying network errors, 429 and 5xx with
@@ -144,7 +163,7 @@ pub async fn send(
         let left = respond_by.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(format!(
-                "no time left to deliver the response to {} after {} attempts",
+                "response not delivered: no time left to deliver it to {} after {} attempts",
                 url.redacted(),
                 attempt - 1
             ));
@@ -158,9 +177,16 @@ pub async fn send(
             Ok(Ok(resp)) if resp.status().is_server_error() || resp.status().as_u16() == 429 => {
                 format!("HTTP {}", resp.status().as_u16())
             }
+            Ok(Ok(resp)) if resp.status().is_redirection() => {
+                return Err(format!(
+                    "response not delivered: {} answered the response PUT with a redirect (HTTP {}), which is not followed: the answer goes only where CloudFormation asked",
+                    url.redacted(),
+                    resp.status().as_u16()
+                ))
+            }
             Ok(Ok(resp)) => {
                 return Err(format!(
-                    "{} answered the response PUT with HTTP {}",
+                    "response not delivered: {} answered the response PUT with HTTP {}",
                     url.redacted(),
                     resp.status().as_u16()
                 ))
@@ -176,7 +202,7 @@ pub async fn send(
         warn!(url = %url.redacted(), attempt, problem = %problem, delay_ms = delay.as_millis() as u64, "response PUT failed; retrying");
         if Instant::now() + delay >= respond_by {
             return Err(format!(
-                "could not deliver the response to {}: {problem}",
+                "response not delivered to {}: {problem}",
                 url.redacted()
             ));
         }
@@ -211,6 +237,8 @@ mod tests {
             "https://evil.example.com/x?X-Amz-Signature=secret",
             "https://amazonaws.com.evil.example/x?X-Amz-Signature=secret",
             "http://127.0.0.1:4566/x?X-Amz-Signature=secret",
+            "https://user:pw@bucket.s3.amazonaws.com/x?X-Amz-Signature=secret",
+            "https://attacker.example@bucket.s3.amazonaws.com/x?X-Amz-Signature=secret",
         ] {
             let e = ResponseUrl::parse(url, &[]).unwrap_err();
             assert!(!e.contains("secret"), "{e}");
@@ -264,7 +292,7 @@ mod tests {
     fn a_long_reason_keeps_its_beginning_and_a_marker() {
         let mut r = response(Some(format!("START{}", "é\"x".repeat(3000))), &[]);
         r.status = Status::Failed;
-        let body = render(r);
+        let body = render(r).unwrap();
         assert!(body.len() <= MAX_BODY, "{}", body.len());
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let reason = v["Reason"].as_str().unwrap();
@@ -273,7 +301,7 @@ mod tests {
 
     #[test]
     fn data_that_does_not_fit_becomes_a_clear_failure() {
-        let body = render(response(None, &[("Big", "x".repeat(5000))]));
+        let body = render(response(None, &[("Big", "x".repeat(5000))])).unwrap();
         assert!(body.len() <= MAX_BODY);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["Status"], "FAILED");
@@ -282,8 +310,23 @@ mod tests {
     }
 
     #[test]
+    fn oversized_echoed_fields_are_cut_from_the_reason_or_refused() {
+        // A long LogicalResourceId still fits once the Reason is cut.
+        let mut r = response(Some("x".repeat(3000)), &[]);
+        r.status = Status::Failed;
+        r.logical_resource_id = "L".repeat(1500);
+        let body = render(r).unwrap();
+        assert!(body.len() <= MAX_BODY);
+        // A physical id far over CloudFormation's 1 KB limit leaves no room: not sent.
+        let mut r = response(Some("short".into()), &[]);
+        r.physical_resource_id = "p".repeat(5000);
+        let e = render(r).unwrap_err();
+        assert!(e.contains("PhysicalResourceId 5000 bytes"), "{e}");
+    }
+
+    #[test]
     fn a_small_response_is_untouched() {
-        let body = render(response(None, &[("RevisionId", "1".into())]));
+        let body = render(response(None, &[("RevisionId", "1".into())])).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["Status"], "SUCCESS");
         assert_eq!(v["Data"]["RevisionId"], "1");

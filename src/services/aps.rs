@@ -4,11 +4,22 @@
 
 use aws_sdk_amp::Client;
 
-use super::{classify, Deleted, ErrorKind, LivePolicy, PutInput, Revision, ServiceError};
+use super::{
+    classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
+};
 
-fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
+pub const FACTS: Facts = Facts {
+    key: "aps",
+    display_name: "Managed Prometheus",
+    size_limit: None,
+    options: &[],
+    many_policies_per_resource: false,
+};
+
+fn kind(code: &str, message: &str) -> Option<ErrorKind> {
     Some(match code {
-        // The workspace or its policy is mid-transition.
+        // The workspace or its policy is mid-transition; DELETING will not come back.
+        "ConflictException" if says_deleting(message) => ErrorKind::ResourceDeleting,
         "ConflictException" => ErrorKind::NotReady,
         "ResourceNotFoundException" => ErrorKind::ResourceNotFound,
         "ThrottlingException" => ErrorKind::Throttled,
@@ -30,7 +41,7 @@ pub async fn put(
     client: &Client,
     workspace_id: &str,
     input: &PutInput<'_>,
-) -> Result<Revision, ServiceError> {
+) -> Result<Version, ServiceError> {
     let out = client
         .put_resource_policy()
         .workspace_id(workspace_id)
@@ -39,10 +50,9 @@ pub async fn put(
         .send()
         .await
         .map_err(|e| classify(&e, kind))?;
-    Ok(Revision {
-        revision_id: Some(out.revision_id().to_string()),
-        policy_status: Some(out.policy_status().as_str().to_string()),
-        ..Revision::default()
+    Ok(Version::Aps {
+        revision_id: out.revision_id().to_string(),
+        status: out.policy_status().as_str().to_string(),
     })
 }
 
@@ -55,10 +65,9 @@ pub async fn read(client: &Client, workspace_id: &str) -> Result<Option<LivePoli
     {
         Ok(out) => Ok(Some(LivePolicy {
             document: out.policy_document().to_string(),
-            revision: Revision {
-                revision_id: Some(out.revision_id().to_string()),
-                policy_status: Some(out.policy_status().as_str().to_string()),
-                ..Revision::default()
+            version: Version::Aps {
+                revision_id: out.revision_id().to_string(),
+                status: out.policy_status().as_str().to_string(),
             },
         })),
         Err(e) => match classify(&e, kind) {
@@ -82,7 +91,13 @@ pub async fn delete(
     {
         Ok(_) => Ok(Deleted::Removed),
         Err(e) => match classify(&e, kind) {
-            e if e.kind == ErrorKind::ResourceNotFound => Ok(Deleted::AlreadyGone),
+            e if matches!(
+                e.kind,
+                ErrorKind::ResourceNotFound | ErrorKind::ResourceDeleting
+            ) =>
+            {
+                Ok(Deleted::AlreadyGone)
+            }
             e => Err(e),
         },
     }

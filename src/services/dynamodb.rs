@@ -1,14 +1,26 @@
 //! DynamoDB tables and streams: PutResourcePolicy / GetResourcePolicy /
-//! DeleteResourcePolicy, revisions by RevisionId.
+//! DeleteResourcePolicy, versions by RevisionId.
 
 use aws_sdk_dynamodb::Client;
 
-use super::{classify, Deleted, ErrorKind, LivePolicy, PutInput, Revision, ServiceError};
+use super::{
+    classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
+};
+
+pub const FACTS: Facts = Facts {
+    key: "dynamodb",
+    display_name: "DynamoDB",
+    // 20 KB, whitespace included: counted on the compact text actually sent.
+    size_limit: Some(20 * 1024),
+    options: &["ConfirmRemoveSelfResourceAccess"],
+    many_policies_per_resource: false,
+};
 
 /// DynamoDB's own error codes. `ValidationException` about a principal usually means
 /// an IAM role created moments ago and not yet propagated; other validation is final.
 fn kind(code: &str, message: &str) -> Option<ErrorKind> {
     Some(match code {
+        "ResourceInUseException" if says_deleting(message) => ErrorKind::ResourceDeleting,
         "ResourceInUseException" => ErrorKind::NotReady,
         "ResourceNotFoundException" => ErrorKind::ResourceNotFound,
         "PolicyNotFoundException" => ErrorKind::PolicyNotFound,
@@ -21,11 +33,15 @@ fn kind(code: &str, message: &str) -> Option<ErrorKind> {
     })
 }
 
+fn revision(id: Option<&str>) -> Version {
+    Version::Revision(id.unwrap_or_default().to_string())
+}
+
 pub async fn put(
     client: &Client,
     arn: &str,
     input: &PutInput<'_>,
-) -> Result<Revision, ServiceError> {
+) -> Result<Version, ServiceError> {
     let out = client
         .put_resource_policy()
         .resource_arn(arn)
@@ -34,20 +50,14 @@ pub async fn put(
         .send()
         .await
         .map_err(|e| classify(&e, kind))?;
-    Ok(Revision {
-        revision_id: out.revision_id().map(str::to_string),
-        ..Revision::default()
-    })
+    Ok(revision(out.revision_id()))
 }
 
 pub async fn read(client: &Client, arn: &str) -> Result<Option<LivePolicy>, ServiceError> {
     match client.get_resource_policy().resource_arn(arn).send().await {
         Ok(out) => Ok(out.policy().filter(|p| !p.is_empty()).map(|p| LivePolicy {
             document: p.to_string(),
-            revision: Revision {
-                revision_id: out.revision_id().map(str::to_string),
-                ..Revision::default()
-            },
+            version: revision(out.revision_id()),
         })),
         Err(e) => match classify(&e, kind) {
             e if matches!(
@@ -70,15 +80,16 @@ pub async fn delete(client: &Client, arn: &str) -> Result<Deleted, ServiceError>
         .await
     {
         Ok(_) => Ok(Deleted::Removed),
-        Err(e) => match classify(&e, kind) {
-            e if matches!(
-                e.kind,
-                ErrorKind::PolicyNotFound | ErrorKind::ResourceNotFound
-            ) =>
-            {
-                Ok(Deleted::AlreadyGone)
-            }
-            e => Err(e),
-        },
+        Err(e) => gone_or(classify(&e, kind)),
+    }
+}
+
+/// A policy, table or stream that is gone or going is a finished delete.
+fn gone_or(e: ServiceError) -> Result<Deleted, ServiceError> {
+    match e.kind {
+        ErrorKind::PolicyNotFound | ErrorKind::ResourceNotFound | ErrorKind::ResourceDeleting => {
+            Ok(Deleted::AlreadyGone)
+        }
+        _ => Err(e),
     }
 }

@@ -1,14 +1,26 @@
 //! Kinesis streams and consumers: PutResourcePolicy / GetResourcePolicy /
-//! DeleteResourcePolicy. No revisions: the last writer wins, so read-back compares
+//! DeleteResourcePolicy. No versions: the last writer wins, so read-back compares
 //! documents.
 
 use aws_sdk_kinesis::Client;
 
-use super::{classify, Deleted, ErrorKind, LivePolicy, PutInput, Revision, ServiceError};
+use super::{
+    classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
+};
 
-fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
+pub const FACTS: Facts = Facts {
+    key: "kinesis",
+    display_name: "Kinesis",
+    size_limit: None,
+    options: &[],
+    many_policies_per_resource: false,
+};
+
+fn kind(code: &str, message: &str) -> Option<ErrorKind> {
     Some(match code {
-        // "The resource must be ACTIVE": a stream or consumer still being created.
+        // "The resource must be ACTIVE": a stream or consumer still being created, or
+        // one being deleted.
+        "ResourceInUseException" if says_deleting(message) => ErrorKind::ResourceDeleting,
         "ResourceInUseException" => ErrorKind::NotReady,
         "ResourceNotFoundException" => ErrorKind::ResourceNotFound,
         "LimitExceededException" => ErrorKind::Throttled,
@@ -20,7 +32,7 @@ pub async fn put(
     client: &Client,
     arn: &str,
     input: &PutInput<'_>,
-) -> Result<Revision, ServiceError> {
+) -> Result<Version, ServiceError> {
     client
         .put_resource_policy()
         .resource_arn(arn)
@@ -28,7 +40,7 @@ pub async fn put(
         .send()
         .await
         .map_err(|e| classify(&e, kind))?;
-    Ok(Revision::default())
+    Ok(Version::Unversioned)
 }
 
 /// An empty document (or `{}`) means no policy.
@@ -38,7 +50,7 @@ pub async fn read(client: &Client, arn: &str) -> Result<Option<LivePolicy>, Serv
             let doc = out.policy().trim();
             Ok((!doc.is_empty() && doc != "{}").then(|| LivePolicy {
                 document: doc.to_string(),
-                revision: Revision::default(),
+                version: Version::Unversioned,
             }))
         }
         Err(e) => match classify(&e, kind) {
@@ -57,7 +69,13 @@ pub async fn delete(client: &Client, arn: &str) -> Result<Deleted, ServiceError>
     {
         Ok(_) => Ok(Deleted::Removed),
         Err(e) => match classify(&e, kind) {
-            e if e.kind == ErrorKind::ResourceNotFound => Ok(Deleted::AlreadyGone),
+            e if matches!(
+                e.kind,
+                ErrorKind::ResourceNotFound | ErrorKind::ResourceDeleting
+            ) =>
+            {
+                Ok(Deleted::AlreadyGone)
+            }
             e => Err(e),
         },
     }

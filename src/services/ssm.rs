@@ -2,11 +2,27 @@
 //! DeleteResourcePolicy. A resource can hold several policies, each known by a
 //! PolicyId; updating or deleting one needs its current PolicyHash, so this adapter
 //! looks the hash up itself right before each write.
+//!
+//! A put without a PolicyId adds a policy, so a blind retry of one whose outcome is
+//! unknown would add a second: the SDK does not retry puts here; each try first
+//! re-reads and adopts the policy that landed.
 
+use aws_config::retry::RetryConfig;
 use aws_sdk_ssm::Client;
 
-use super::{classify, Deleted, ErrorKind, LivePolicy, PutInput, Revision, ServiceError};
+use super::{
+    classify, Deleted, ErrorKind, Facts, Known, LivePolicy, PutInput, ServiceError, Version,
+};
 use crate::policy::Policy;
+
+pub const FACTS: Facts = Facts {
+    key: "ssm",
+    display_name: "SSM",
+    // SSM's model: "a policy can't exceed 1024 bytes" (ResourcePolicyLimitExceededException).
+    size_limit: Some(1024),
+    options: &["PolicyId"],
+    many_policies_per_resource: true,
+};
 
 fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
     Some(match code {
@@ -23,11 +39,28 @@ fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
 fn live(id: Option<&str>, hash: Option<&str>, doc: Option<&str>) -> LivePolicy {
     LivePolicy {
         document: doc.unwrap_or_default().to_string(),
-        revision: Revision {
-            policy_id: id.map(str::to_string),
-            policy_hash: hash.map(str::to_string),
-            ..Revision::default()
-        },
+        version: version(id, hash),
+    }
+}
+
+fn version(id: Option<&str>, hash: Option<&str>) -> Version {
+    Version::Ssm {
+        policy_id: id.unwrap_or_default().to_string(),
+        hash: hash.unwrap_or_default().to_string(),
+    }
+}
+
+fn id_of(p: &LivePolicy) -> Option<&str> {
+    match &p.version {
+        Version::Ssm { policy_id, .. } => Some(policy_id),
+        _ => None,
+    }
+}
+
+fn hash_of(p: &LivePolicy) -> Option<&str> {
+    match &p.version {
+        Version::Ssm { hash, .. } => Some(hash),
+        _ => None,
     }
 }
 
@@ -59,50 +92,48 @@ async fn list(client: &Client, arn: &str) -> Result<Vec<LivePolicy>, ServiceErro
 /// The policy this function manages: by PolicyId when known, else by its document.
 fn find<'a>(
     policies: &'a [LivePolicy],
-    known: &Revision,
+    known: &Known,
     policy: Option<&Policy>,
 ) -> Option<&'a LivePolicy> {
     match &known.policy_id {
-        Some(id) => policies
-            .iter()
-            .find(|p| p.revision.policy_id.as_ref() == Some(id)),
+        Some(id) => policies.iter().find(|p| id_of(p) == Some(id)),
         None => policy.and_then(|want| policies.iter().find(|p| want.matches(&p.document))),
     }
 }
 
-/// Updates the known policy in place, or adopts an identical one (a repeated Create),
-/// or adds a new one.
+/// Updates the known policy in place, or adopts an identical one (a repeated Create,
+/// or a put whose answer was lost), or adds a new one.
 pub async fn put(
     client: &Client,
     arn: &str,
     input: &PutInput<'_>,
-) -> Result<Revision, ServiceError> {
+) -> Result<Version, ServiceError> {
     let policies = list(client, arn).await?;
-    let current = find(&policies, input.previous, Some(input.policy))
-        .or_else(|| find(&policies, &Revision::default(), Some(input.policy)));
+    let current = find(&policies, input.known, Some(input.policy))
+        .or_else(|| find(&policies, &Known::default(), Some(input.policy)));
     if let Some(same) = current.filter(|p| input.policy.matches(&p.document)) {
-        return Ok(same.revision.clone());
+        return Ok(same.version.clone());
     }
     let out = client
         .put_resource_policy()
         .resource_arn(arn)
         .policy(input.policy.text())
-        .set_policy_id(current.and_then(|p| p.revision.policy_id.clone()))
-        .set_policy_hash(current.and_then(|p| p.revision.policy_hash.clone()))
+        .set_policy_id(current.and_then(id_of).map(str::to_string))
+        .set_policy_hash(current.and_then(hash_of).map(str::to_string))
+        .customize()
+        .config_override(
+            aws_sdk_ssm::config::Builder::default().retry_config(RetryConfig::disabled()),
+        )
         .send()
         .await
         .map_err(|e| classify(&e, kind))?;
-    Ok(Revision {
-        policy_id: out.policy_id().map(str::to_string),
-        policy_hash: out.policy_hash().map(str::to_string),
-        ..Revision::default()
-    })
+    Ok(version(out.policy_id(), out.policy_hash()))
 }
 
 pub async fn read(
     client: &Client,
     arn: &str,
-    known: &Revision,
+    known: &Known,
 ) -> Result<Option<LivePolicy>, ServiceError> {
     match list(client, arn).await {
         Ok(policies) => Ok(match &known.policy_id {
@@ -115,12 +146,21 @@ pub async fn read(
     }
 }
 
+/// Removes the policy named by `known`, else the one holding `policy`. With neither,
+/// nothing can be chosen: an error, never a delete that removed nothing.
 pub async fn delete(
     client: &Client,
     arn: &str,
-    known: &Revision,
+    known: &Known,
     policy: Option<&Policy>,
 ) -> Result<Deleted, ServiceError> {
+    if known.policy_id.is_none() && policy.is_none() {
+        return Err(ServiceError::new(
+            ErrorKind::Terminal,
+            "PolicyIdRequired",
+            "an SSM resource can hold several policies: give PolicyId (or the Policy document) to say which one to delete",
+        ));
+    }
     let policies = match list(client, arn).await {
         Ok(p) => p,
         Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(Deleted::AlreadyGone),
@@ -132,8 +172,8 @@ pub async fn delete(
     match client
         .delete_resource_policy()
         .resource_arn(arn)
-        .set_policy_id(current.revision.policy_id.clone())
-        .set_policy_hash(current.revision.policy_hash.clone())
+        .set_policy_id(id_of(current).map(str::to_string))
+        .set_policy_hash(hash_of(current).map(str::to_string))
         .send()
         .await
     {

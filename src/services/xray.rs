@@ -1,9 +1,17 @@
 //! X-Ray policies, named per region: PutResourcePolicy / ListResourcePolicies /
-//! DeleteResourcePolicy, revisions by PolicyRevisionId.
+//! DeleteResourcePolicy, versions by PolicyRevisionId.
 
 use aws_sdk_xray::Client;
 
-use super::{classify, Deleted, ErrorKind, LivePolicy, PutInput, Revision, ServiceError};
+use super::{classify, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version};
+
+pub const FACTS: Facts = Facts {
+    key: "xray",
+    display_name: "X-Ray",
+    size_limit: Some(5 * 1024),
+    options: &["BypassPolicyLockoutCheck"],
+    many_policies_per_resource: false,
+};
 
 fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
     Some(match code {
@@ -13,12 +21,16 @@ fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
     })
 }
 
+fn revision(id: Option<&str>) -> Version {
+    Version::Revision(id.unwrap_or_default().to_string())
+}
+
 /// An upsert: no revision is passed, so the template's document always wins.
 pub async fn put(
     client: &Client,
     name: &str,
     input: &PutInput<'_>,
-) -> Result<Revision, ServiceError> {
+) -> Result<Version, ServiceError> {
     let out = client
         .put_resource_policy()
         .policy_name(name)
@@ -27,13 +39,9 @@ pub async fn put(
         .send()
         .await
         .map_err(|e| classify(&e, kind))?;
-    Ok(Revision {
-        revision_id: out
-            .resource_policy()
-            .and_then(|p| p.policy_revision_id())
-            .map(str::to_string),
-        ..Revision::default()
-    })
+    Ok(revision(
+        out.resource_policy().and_then(|p| p.policy_revision_id()),
+    ))
 }
 
 /// X-Ray has no single-policy read: list them and pick the name.
@@ -53,10 +61,7 @@ pub async fn read(client: &Client, name: &str) -> Result<Option<LivePolicy>, Ser
         {
             return Ok(Some(LivePolicy {
                 document: p.policy_document().unwrap_or_default().to_string(),
-                revision: Revision {
-                    revision_id: p.policy_revision_id().map(str::to_string),
-                    ..Revision::default()
-                },
+                version: revision(p.policy_revision_id()),
             }));
         }
         match out.next_token() {

@@ -14,7 +14,7 @@ use resource_policy_provider::apply::put_policy;
 use resource_policy_provider::budget::Budget;
 use resource_policy_provider::request::{PolicyNeeded, PolicyRequest};
 use resource_policy_provider::retry::NotFound;
-use resource_policy_provider::services::{Clients, Revision};
+use resource_policy_provider::services::{Clients, Known};
 use resource_policy_provider::settings::Settings;
 use resource_policy_provider::App;
 use serde_json::json;
@@ -97,7 +97,7 @@ async fn main() {
             let applied = put_policy(
                 &app,
                 &req,
-                &Revision::default(),
+                &Known::default(),
                 NotFound::Final,
                 "bench",
                 &budget,

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use fakes::{Fakes, Store};
 use recorder::{Recorded, Recorder};
-use resource_policy_provider::{handle, response_client, App};
+use resource_policy_provider::{handle, response_client, App, InvocationError};
 use serde_json::{json, Value};
 
 const DDB: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
@@ -96,7 +96,7 @@ fn event(
 }
 
 impl Harness {
-    async fn invoke_raw(&self, raw: &str) -> Result<Value, String> {
+    async fn invoke_raw(&self, raw: &str) -> Result<Value, InvocationError> {
         handle(
             self.app.clone(),
             &self.http,
@@ -494,6 +494,7 @@ async fn malformed_requests_each_get_one_failed_answer_naming_the_problem() {
         .invoke_raw("{}")
         .await
         .unwrap_err()
+        .to_string()
         .contains("empty event"));
     let mut no_url = event(
         &h.rec,
@@ -508,6 +509,7 @@ async fn malformed_requests_each_get_one_failed_answer_naming_the_problem() {
         .invoke_raw(&no_url.to_string())
         .await
         .unwrap_err()
+        .to_string()
         .contains("ResponseURL"));
     let mut foreign = event(
         &h.rec,
@@ -518,7 +520,11 @@ async fn malformed_requests_each_get_one_failed_answer_naming_the_problem() {
         None,
     );
     foreign["ResponseURL"] = json!("https://attacker.example/x?X-Amz-Signature=secret");
-    let err = h.invoke_raw(&foreign.to_string()).await.unwrap_err();
+    let err = h
+        .invoke_raw(&foreign.to_string())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("refused") && !err.contains("secret"), "{err}");
     assert_eq!(h.rec.received("").len(), before);
 
@@ -670,7 +676,7 @@ async fn a_client_error_on_the_response_put_is_reported_not_retried() {
         None,
         None,
     );
-    let err = h.invoke_raw(&e.to_string()).await.unwrap_err();
+    let err = h.invoke_raw(&e.to_string()).await.unwrap_err().to_string();
     assert!(err.contains("403") && !err.contains("secret"), "{err}");
     assert_eq!(h.rec.received("expired").len(), 1);
 }
@@ -698,6 +704,7 @@ async fn eventbridge_apply_requests_put_and_delete_and_others_are_refused() {
         .invoke_raw(&bad.to_string())
         .await
         .unwrap_err()
+        .to_string()
         .contains("Policy is required"));
 
     let trail = json!({"id": "ev-4", "detail-type": "AWS API Call via CloudTrail", "source": "aws.dynamodb", "detail": {"eventName": "PutResourcePolicy"}});
@@ -708,7 +715,11 @@ async fn eventbridge_apply_requests_put_and_delete_and_others_are_refused() {
 
     let other =
         json!({"id": "ev-5", "detail-type": "Object Created", "source": "aws.s3", "detail": {}});
-    let err = h.invoke_raw(&other.to_string()).await.unwrap_err();
+    let err = h
+        .invoke_raw(&other.to_string())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("Object Created") && err.contains("aws.s3"),
         "{err}"

@@ -9,7 +9,7 @@ use aws_sdk_amp::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use resource_policy_provider::apply::{delete_policy, put_policy};
 use resource_policy_provider::retry::NotFound;
-use resource_policy_provider::services::{aps, Deleted, ErrorKind, Revision};
+use resource_policy_provider::services::{aps, Deleted, ErrorKind, Known};
 use serde_json::json;
 
 use crate::support::*;
@@ -55,7 +55,7 @@ async fn put_waits_from_creating_to_active_with_the_put_revision() {
     let applied = put_policy(
         &app,
         &ws_request(),
-        &Revision::default(),
+        &Known::default(),
         NotFound::Final,
         "req-42",
         &budget(5_000),
@@ -140,7 +140,7 @@ async fn delete_waits_through_deleting_until_gone() {
     let (d, _) = delete_policy(
         &app,
         &ws_request().target,
-        &Revision::default(),
+        &Known::default(),
         None,
         true,
         "req-9",
@@ -174,7 +174,7 @@ async fn a_policy_stuck_updating_fails_within_the_budget() {
     let e = put_policy(
         &app,
         &ws_request(),
-        &Revision::default(),
+        &Known::default(),
         NotFound::Final,
         "t",
         &b,
@@ -182,9 +182,9 @@ async fn a_policy_stuck_updating_fails_within_the_budget() {
     .await
     .unwrap_err();
     assert!(
-        e.reason.contains("status UPDATING") && e.reason.contains("time budget"),
+        e.to_string().contains("status UPDATING") && e.to_string().contains("time budget"),
         "{}",
-        e.reason
+        e
     );
     assert!(describe.num_calls() > 2);
 }
@@ -201,13 +201,13 @@ async fn a_workspace_that_stays_in_transition_fails_within_the_budget_with_the_l
     let e = put_fresh(&app, &ws_request(), NotFound::Final, 300)
         .await
         .unwrap_err();
-    assert!(!e.write_accepted);
+    assert!(!e.may_have_written());
     assert!(
-        e.reason.contains("time budget ran out")
-            && e.reason
+        e.to_string().contains("time budget ran out")
+            && e.to_string()
                 .contains("ConflictException: workspace is CREATING"),
         "{}",
-        e.reason
+        e
     );
     assert!(put.num_calls() > 2);
 }

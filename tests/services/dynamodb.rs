@@ -8,7 +8,7 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use resource_policy_provider::apply::put_policy;
 use resource_policy_provider::policy::Policy;
 use resource_policy_provider::retry::NotFound;
-use resource_policy_provider::services::{dynamodb, Deleted, ErrorKind, PutInput, Revision};
+use resource_policy_provider::services::{dynamodb, Deleted, ErrorKind, Known, PutInput, Version};
 use resource_policy_provider::target::Service;
 use serde_json::json;
 
@@ -20,10 +20,10 @@ fn policy() -> Policy {
     Policy::parse(&json!(POLICY), Service::DynamoDb).unwrap()
 }
 
-fn input<'a>(p: &'a Policy, previous: &'a Revision) -> PutInput<'a> {
+fn input<'a>(p: &'a Policy, known: &'a Known) -> PutInput<'a> {
     PutInput {
         policy: p,
-        previous,
+        known,
         confirm_remove_self_resource_access: Some(true),
         bypass_policy_lockout_check: None,
         client_token: "req-1",
@@ -52,10 +52,10 @@ async fn put_sends_the_compact_policy_and_returns_the_revision() {
         });
     let client = mock_client!(aws_sdk_dynamodb, [&put]);
     let p = policy();
-    let rev = dynamodb::put(&client, ARN, &input(&p, &Revision::default()))
+    let rev = dynamodb::put(&client, ARN, &input(&p, &Known::default()))
         .await
         .unwrap();
-    assert_eq!(rev.revision_id.as_deref(), Some("r-1"));
+    assert_eq!(rev, Version::Revision("r-1".into()));
     assert_eq!(put.num_calls(), 1);
 }
 
@@ -70,7 +70,7 @@ async fn read_returns_the_document_and_revision_and_none_when_absent() {
     let client = mock_client!(aws_sdk_dynamodb, [&get]);
     let live = dynamodb::read(&client, ARN).await.unwrap().unwrap();
     assert_eq!(live.document, POLICY);
-    assert_eq!(live.revision.revision_id.as_deref(), Some("r-7"));
+    assert_eq!(live.version, Version::Revision("r-7".into()));
     assert_eq!(dynamodb::read(&client, ARN).await.unwrap(), None);
     assert_eq!(dynamodb::read(&client, ARN).await.unwrap(), None);
 }
@@ -162,7 +162,7 @@ async fn each_error_is_classified() {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put], |c| c
             .retry_config(sdk_retries(1)));
         let p = policy();
-        let e = dynamodb::put(&client, ARN, &input(&p, &Revision::default()))
+        let e = dynamodb::put(&client, ARN, &input(&p, &Known::default()))
             .await
             .unwrap_err();
         assert_eq!((e.kind, e.code.as_str()), (kind, code), "{message}");
@@ -238,7 +238,7 @@ async fn a_table_that_is_not_ready_is_retried_by_the_application() {
         .unwrap();
     assert_eq!(put.num_calls(), 4);
     assert_eq!(applied.attempts, 4);
-    assert_eq!(applied.revision.revision_id.as_deref(), Some("r-1"));
+    assert_eq!(applied.version, Some(Version::Revision("r-1".into())));
 }
 
 #[tokio::test]
@@ -278,12 +278,12 @@ async fn a_terminal_error_is_reported_after_one_call() {
         .unwrap_err();
     assert_eq!(put.num_calls(), 1);
     assert_eq!(get.num_calls(), 0);
-    assert!(!e.write_accepted);
+    assert!(!e.may_have_written());
     assert!(
-        e.reason
+        e.to_string()
             .contains("ValidationException: Policy document is malformed"),
         "{}",
-        e.reason
+        e
     );
 }
 
@@ -338,7 +338,7 @@ async fn a_missing_table_is_final_on_update() {
         .await
         .unwrap_err();
     assert_eq!(put.num_calls(), 1);
-    assert!(e.reason.contains("ResourceNotFoundException"));
+    assert!(e.to_string().contains("ResourceNotFoundException"));
 }
 
 #[tokio::test]
@@ -358,7 +358,7 @@ async fn a_change_that_never_shows_fails_before_the_budget_ends_and_says_so() {
     let e = put_policy(
         &app,
         &table_request(),
-        &Revision::default(),
+        &Known::default(),
         NotFound::Final,
         "t",
         &b,
@@ -368,11 +368,11 @@ async fn a_change_that_never_shows_fails_before_the_budget_ends_and_says_so() {
     assert!(
         tokio::time::Instant::now() <= b.work_deadline() + std::time::Duration::from_millis(50)
     );
-    assert!(e.write_accepted);
+    assert!(e.may_have_written());
     assert!(
-        e.reason.contains("not in force") && e.reason.contains("revision r-1"),
+        e.to_string().contains("not in force") && e.to_string().contains("revision r-1"),
         "{}",
-        e.reason
+        e
     );
     assert!(get.num_calls() > 3);
 }

@@ -8,7 +8,7 @@ use aws_sdk_ssm::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use resource_policy_provider::apply::{delete_policy, put_policy};
 use resource_policy_provider::retry::NotFound;
-use resource_policy_provider::services::{ssm, Deleted, ErrorKind, Revision};
+use resource_policy_provider::services::{ssm, Deleted, ErrorKind, Known};
 use serde_json::json;
 
 use crate::support::*;
@@ -30,10 +30,9 @@ fn listing(entries: &[(&str, &str, &str)]) -> GetResourcePoliciesOutput {
     out.build()
 }
 
-fn known(id: &str) -> Revision {
-    Revision {
+fn known(id: &str) -> Known {
+    Known {
         policy_id: Some(id.into()),
-        ..Revision::default()
     }
 }
 
@@ -134,7 +133,10 @@ async fn a_repeated_create_adopts_the_identical_policy_without_writing() {
         .await
         .unwrap();
     assert_eq!(put.num_calls(), 0);
-    assert_eq!(applied.revision.policy_id.as_deref(), Some("p-9"));
+    assert_eq!(
+        applied.version.unwrap().known().policy_id.as_deref(),
+        Some("p-9")
+    );
 }
 
 #[tokio::test]
@@ -156,8 +158,8 @@ async fn malformed_document_gets_a_few_tries_only() {
         .unwrap_err();
     assert_eq!(put.num_calls(), 3);
     assert!(
-        e.reason.contains("after 3 attempts")
-            && e.reason
+        e.to_string().contains("after 3 attempts")
+            && e.to_string()
                 .contains("MalformedResourcePolicyDocumentException")
     );
 }
@@ -203,7 +205,7 @@ async fn each_error_is_classified() {
         let p = param_request().policy.unwrap();
         let input = resource_policy_provider::services::PutInput {
             policy: &p,
-            previous: &Revision::default(),
+            known: &Known::default(),
             confirm_remove_self_resource_access: None,
             bypass_policy_lockout_check: None,
             client_token: "t",
@@ -305,8 +307,8 @@ async fn throttling_is_retried_by_the_sdk_then_a_hash_that_never_shows_fails_wit
         "two throttled attempts retried inside the SDK"
     );
     assert!(
-        e.reason.contains("hash h1") && e.reason.contains("time budget"),
+        e.to_string().contains("hash h1") && e.to_string().contains("time budget"),
         "{}",
-        e.reason
+        e
     );
 }

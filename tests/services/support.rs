@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use resource_policy_provider::apply::{put_policy, Applied, NotApplied};
+use resource_policy_provider::apply::{put_policy, ApplyError};
+use resource_policy_provider::attributes::Applied;
 use resource_policy_provider::budget::Budget;
 use resource_policy_provider::request::{PolicyNeeded, PolicyRequest};
 use resource_policy_provider::retry::NotFound;
 use resource_policy_provider::services::Clients;
-use resource_policy_provider::services::Revision;
+use resource_policy_provider::services::Known;
 use resource_policy_provider::settings::Settings;
 use resource_policy_provider::App;
 use serde_json::Value;
@@ -63,11 +64,11 @@ pub async fn put_fresh(
     req: &PolicyRequest,
     not_found: NotFound,
     budget_ms: u64,
-) -> Result<Applied, NotApplied> {
+) -> Result<Applied, ApplyError> {
     put_policy(
         app,
         req,
-        &Revision::default(),
+        &Known::default(),
         not_found,
         "t",
         &budget(budget_ms),

@@ -8,7 +8,7 @@ use aws_sdk_xray::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use resource_policy_provider::apply::put_policy;
 use resource_policy_provider::retry::NotFound;
-use resource_policy_provider::services::{xray, Deleted, ErrorKind, Revision};
+use resource_policy_provider::services::{xray, Deleted, ErrorKind, Known, Version};
 use serde_json::json;
 
 use crate::support::*;
@@ -51,7 +51,7 @@ async fn read_picks_the_named_policy_from_the_list() {
         .build();
     let client = mock_client!(aws_sdk_xray, [&list]);
     let live = xray::read(&client, "tracing").await.unwrap().unwrap();
-    assert_eq!(live.revision.revision_id.as_deref(), Some("3"));
+    assert_eq!(live.version, Version::Revision("3".into()));
     assert_eq!(xray::read(&client, "tracing").await.unwrap(), None);
 }
 
@@ -92,7 +92,7 @@ async fn each_error_is_classified() {
         let e = put_fresh(&app, &xray_request(), NotFound::Final, 2_000)
             .await
             .unwrap_err();
-        assert!(e.reason.contains(code), "{code}: {}", e.reason);
+        assert!(e.to_string().contains(code), "{code}: {}", e);
         let calls = put.num_calls();
         match kind {
             ErrorKind::Terminal => assert_eq!(calls, 1, "{code} is not retried"),
@@ -144,7 +144,7 @@ async fn a_revision_that_never_shows_fails_within_the_budget() {
     let e = put_policy(
         &app,
         &xray_request(),
-        &Revision::default(),
+        &Known::default(),
         NotFound::Final,
         "t",
         &b,
@@ -152,9 +152,9 @@ async fn a_revision_that_never_shows_fails_within_the_budget() {
     .await
     .unwrap_err();
     assert!(
-        e.reason.contains("revision 7") && e.reason.contains("time budget"),
+        e.to_string().contains("revision 7") && e.to_string().contains("time budget"),
         "{}",
-        e.reason
+        e
     );
     assert!(
         tokio::time::Instant::now() <= b.work_deadline() + std::time::Duration::from_millis(50)

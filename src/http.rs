@@ -1,0 +1,296 @@
+//! HTTP and TLS for the whole process: one rustls configuration (one crypto provider,
+//! ring; one root store, loaded once) behind both the SDK's HTTP client and the client
+//! that PUTs the CloudFormation response.
+//!
+//! The SDK's client is [`SdkHttpClient`]: the SDK's `HttpClient` trait on reqwest, so
+//! there is one HTTP stack (hyper 1, rustls 0.23) in the binary instead of the SDK's
+//! bundled one (aws-lc-rs) next to reqwest's.
+//!
+//! Trust is the standard one: the system store, or `SSL_CERT_FILE` / `SSL_CERT_DIR`
+//! (`rustls-native-certs`). Reading it costs a few milliseconds (about 150 files on
+//! Debian), so it is read on first use, by the first certificate to verify, or earlier
+//! by [`preload_roots`] on a side thread; a process that only speaks plain HTTP never
+//! reads it.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::settings::Settings;
+
+/// The SDK's standard retry (more attempts than its default) and timeouts so a hung
+/// connection cannot eat the budget. Endpoints, region and credentials come from the
+/// environment the SDK's standard way; HTTP is [`SdkHttpClient`].
+pub fn sdk_loader(settings: &Settings) -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk_http_client())
+        .retry_config(RetryConfig::standard().with_max_attempts(settings.sdk_max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(settings.sdk_connect_timeout)
+                .operation_attempt_timeout(settings.sdk_attempt_timeout)
+                .build(),
+        )
+}
+
+/// The HTTP client for CloudFormation responses, on the shared TLS configuration.
+pub fn response_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config().clone())
+        .connect_timeout(Duration::from_secs(5))
+        // The answer goes only where CloudFormation asked: a 3xx is "not delivered".
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("TLS backend initialises")
+}
+
+/// The one TLS client configuration. Clones share its verifier (so its root store) and
+/// its session cache.
+pub fn tls_config() -> &'static rustls::ClientConfig {
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .dangerous() // only to defer loading the roots: verification is WebPKI's
+            .with_custom_certificate_verifier(Arc::new(SystemRoots { provider }))
+            .with_no_client_auth()
+    })
+}
+
+/// Loads the trusted roots on a side thread now, so that the first handshake finds
+/// them ready. Harmless when nothing ever needs them but a little CPU.
+pub fn preload_roots() {
+    let _ = std::thread::Builder::new()
+        .name("tls-roots".into())
+        .spawn(|| {
+            let _ = roots();
+        });
+}
+
+/// The WebPKI verifier over the system's roots, built once, by whoever asks first.
+fn roots() -> &'static Result<Arc<WebPkiServerVerifier>, String> {
+    static ROOTS: OnceLock<Result<Arc<WebPkiServerVerifier>, String>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        if !found.errors.is_empty() {
+            tracing::warn!(
+                "some trusted root certificates were unreadable: {:?}",
+                found.errors
+            );
+        }
+        let mut store = rustls::RootCertStore::empty();
+        let (_, unparsable) = store.add_parsable_certificates(found.certs);
+        if unparsable > 0 {
+            tracing::warn!("{unparsable} trusted root certificates could not be parsed");
+        }
+        let provider = tls_provider();
+        WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+            .build()
+            .map(|v| v as Arc<WebPkiServerVerifier>)
+            .map_err(|e| {
+                let why = format!("no usable trusted root certificates: {e}");
+                tracing::error!("{why}");
+                why
+            })
+    })
+}
+
+fn tls_provider() -> Arc<CryptoProvider> {
+    tls_config().crypto_provider().clone()
+}
+
+/// WebPKI verification against the system roots, loaded when first needed.
+#[derive(Debug)]
+struct SystemRoots {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match roots() {
+            Ok(verifier) => verifier.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            Err(why) => Err(rustls::Error::General(why.clone())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The SDK's HTTP client: the SDK's `HttpClient` trait on reqwest and [`tls_config`].
+/// One reqwest client (one connection pool) per distinct timeout setting, which in
+/// this function means one.
+pub fn sdk_http_client() -> SharedHttpClient {
+    SharedHttpClient::new(SdkHttpClient::default())
+}
+
+#[derive(Debug, Default)]
+pub struct SdkHttpClient {
+    connectors: Mutex<Vec<(TimeoutKey, SharedHttpConnector)>>,
+}
+
+type TimeoutKey = (Option<Duration>, Option<Duration>);
+
+impl HttpClient for SdkHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let key = (settings.connect_timeout(), settings.read_timeout());
+        let mut connectors = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = connectors.iter().find(|(k, _)| *k == key) {
+            return c.clone();
+        }
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config().clone())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(t) = key.0 {
+            builder = builder.connect_timeout(t);
+        }
+        if let Some(t) = key.1 {
+            builder = builder.read_timeout(t);
+        }
+        let connector = SharedHttpConnector::new(ReqwestConnector {
+            client: builder.build().expect("TLS backend initialises"),
+        });
+        connectors.push((key, connector.clone()));
+        connector
+    }
+}
+
+#[derive(Debug)]
+struct ReqwestConnector {
+    client: reqwest::Client,
+}
+
+impl HttpConnector for ReqwestConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let client = self.client.clone();
+        HttpConnectorFuture::new(async move {
+            let method = reqwest::Method::from_bytes(request.method().as_bytes())
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
+            let body = request
+                .body()
+                .bytes()
+                .ok_or_else(|| {
+                    ConnectorError::other("streaming request bodies are not supported".into(), None)
+                })?
+                .to_vec();
+            let mut out = client.request(method, request.uri());
+            for (name, value) in request.headers() {
+                out = out.header(name, value);
+            }
+            let response = out.body(body).send().await.map_err(connector_error)?;
+            let status = StatusCode::try_from(response.status().as_u16())
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(connector_error)?;
+            let mut answer = HttpResponse::new(status, SdkBody::from(body));
+            for (name, value) in &headers {
+                if let Ok(value) = value.to_str() {
+                    answer
+                        .headers_mut()
+                        .append(name.as_str().to_owned(), value.to_owned());
+                }
+            }
+            Ok(answer)
+        })
+    }
+}
+
+/// Timeouts and I/O failures are transient (the SDK retries them); a TLS failure such
+/// as an untrusted certificate, or a request that cannot be built, is not.
+fn connector_error(e: reqwest::Error) -> ConnectorError {
+    let tls = {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut found = false;
+        while let Some(s) = source {
+            if s.is::<rustls::Error>() {
+                found = true;
+                break;
+            }
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>())
+                {
+                    found = true;
+                    break;
+                }
+            }
+            source = s.source();
+        }
+        found
+    };
+    if e.is_timeout() {
+        ConnectorError::timeout(e.into())
+    } else if tls || e.is_builder() {
+        ConnectorError::other(e.into(), None)
+    } else {
+        ConnectorError::io(e.into())
+    }
+}
