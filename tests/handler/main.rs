@@ -3,11 +3,13 @@
 //! server stands in for the ResponseURL and records every PUT; mocked SDK clients
 //! share an in-memory store so puts are readable and deletes take effect.
 
+mod failure_paths;
 mod fakes;
 mod recorder;
 #[allow(dead_code, unused_imports)]
 #[path = "../services/support.rs"]
 mod support;
+mod trace_logging;
 #[path = "../common/wire.rs"]
 mod wire;
 

@@ -29,6 +29,7 @@ pub struct Recorder {
     pub port: u16,
     seen: Arc<Mutex<Vec<Recorded>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
+    location: Arc<Mutex<Option<String>>>,
 }
 
 impl Recorder {
@@ -38,6 +39,7 @@ impl Recorder {
             port: listener.local_addr().unwrap().port(),
             seen: Arc::default(),
             statuses: Arc::default(),
+            location: Arc::default(),
         };
         let r = rec.clone();
         tokio::spawn(async move {
@@ -80,8 +82,12 @@ impl Recorder {
                         headers,
                         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
                     });
+                    let location = match (status, r.location.lock().unwrap().clone()) {
+                        (300..=399, Some(l)) => format!("location: {l}\r\n"),
+                        _ => String::new(),
+                    };
                     let reply = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        "HTTP/1.1 {status} X\r\n{location}content-length: 0\r\nconnection: close\r\n\r\n"
                     );
                     let _ = reader.get_mut().write_all(reply.as_bytes()).await;
                 });
@@ -93,6 +99,11 @@ impl Recorder {
     /// The next responses answer with these statuses, then 200.
     pub fn answer_with(&self, statuses: &[u16]) {
         self.statuses.lock().unwrap().extend(statuses);
+    }
+
+    /// 3xx answers carry this Location.
+    pub fn redirect_to(&self, location: &str) {
+        *self.location.lock().unwrap() = Some(location.to_string());
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -95,6 +95,9 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict = field(default_factory=dict)
+    # Milliseconds to hold the response after the operation took effect (a "hold"
+    # fault): the client's attempt times out although the write landed.
+    hold_ms: int = 0
 
 
 def json_response(status: int, obj, content_type: str = "application/json", headers=None) -> Response:
@@ -1060,7 +1063,13 @@ class ControlApi:
         if operation is not None and operation not in service.OPERATIONS:
             raise ValueError(f"operation must be one of {list(service.OPERATIONS)} or absent")
         error = body.get("error")
-        if not isinstance(error, str) or (error not in service.ERRORS and "status" not in body):
+        hold_ms = body.get("hold_ms")
+        if hold_ms is not None:
+            if not _KIND_CHECKS["integer"](hold_ms) or not 1 <= hold_ms <= 60000:
+                raise ValueError("hold_ms must be an integer from 1 to 60000")
+            if error is not None:
+                raise ValueError("a fault is either an error or a hold_ms, not both")
+        elif not isinstance(error, str) or (error not in service.ERRORS and "status" not in body):
             raise ValueError(f"error must be one of {sorted(service.ERRORS)} (other names need an explicit status)")
         count = body.get("count", 1)
         status = body.get("status")
@@ -1072,7 +1081,7 @@ class ControlApi:
             raise ValueError("members must be an object")
         entry = {"service": service.NAME, "operation": operation, "error": error, "status": status,
                  "count": count, "message": body.get("message"), "members": body.get("members", {}),
-                 "retry_after_seconds": body.get("retry_after_seconds")}
+                 "retry_after_seconds": body.get("retry_after_seconds"), "hold_ms": hold_ms}
         self.app.faults.add(entry)
         return json_response(200, {"faults": self.app.faults.entries})
 
@@ -1154,9 +1163,11 @@ class App:
                 if operation is None:
                     raise ServiceError("UnknownOperationException", f"Unknown operation {req.method} {req.path}")
                 fault = self.faults.take(service.NAME, operation)
-                if fault is not None:
+                if fault is not None and not fault.get("hold_ms"):
                     raise service.fault_error(fault, args)
                 response = service.invoke(operation, req, args)
+                if fault is not None:
+                    response.hold_ms = fault["hold_ms"]
             except ServiceError as err:
                 response = service.error_response(err)
             self.calls.record(service.NAME, operation or "Unknown", response.status, req.region)
@@ -1206,6 +1217,8 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             response = json_response(500, {"message": "internal error in the test peer"},
                                      headers={"x-amzn-ErrorType": "InternalFailure"})
+        if response.hold_ms:
+            time.sleep(response.hold_ms / 1000.0)  # outside the lock: other calls go on
         self.send(response)
 
     def read_body(self) -> bytes:

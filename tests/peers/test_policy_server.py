@@ -95,7 +95,7 @@ def control(server):
     return ctl
 
 
-def make_client(port, service, region=REGION, attempts=1, validate=True):
+def make_client(port, service, region=REGION, attempts=1, validate=True, read_timeout=60):
     return boto3.client(
         service,
         endpoint_url=f"http://127.0.0.1:{port}",
@@ -103,7 +103,7 @@ def make_client(port, service, region=REGION, attempts=1, validate=True):
         aws_access_key_id="AKIDTESTPEER",
         aws_secret_access_key="test-secret",
         config=Config(retries={"total_max_attempts": attempts, "mode": "standard"},
-                      parameter_validation=validate),
+                      parameter_validation=validate, read_timeout=read_timeout),
     )
 
 
@@ -603,6 +603,23 @@ def test_sdk_retries_through_faults_and_calls_are_logged(server, control):
         [("xray", "PutResourcePolicy", 429)] * 2 + [("xray", "PutResourcePolicy", 200)]
     assert state["call_counts"] == {"xray": {"PutResourcePolicy": 3}}
     assert state["faults"] == []
+
+
+def test_a_held_response_lands_before_the_client_gives_up(server, control):
+    control.post("/_fake/ssm-resources", {"arn": PARAM_ARN})
+    control.post("/_fake/faults", {"service": "ssm", "operation": "PutResourcePolicy", "hold_ms": 1500})
+    impatient = make_client(server, "ssm", attempts=1, read_timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(Exception):
+        impatient.put_resource_policy(ResourceArn=PARAM_ARN, Policy=DOC)
+    assert time.monotonic() - started < 1.2, "the client gave up before the held answer"
+    # The write took effect although its answer never reached the client.
+    policies = make_client(server, "ssm").get_resource_policies(ResourceArn=PARAM_ARN)["Policies"]
+    assert len(policies) == 1
+    assert control.state()["faults"] == []
+    assert control.call("POST", "/_fake/faults", {"service": "ssm", "hold_ms": 0})[0] == 400
+    assert control.call("POST", "/_fake/faults", {"service": "ssm", "hold_ms": 5,
+                                                  "error": "InternalServerError"})[0] == 400
 
 
 def test_control_api_rejects_bad_input(control):

@@ -211,3 +211,20 @@ async fn a_workspace_that_stays_in_transition_fails_within_the_budget_with_the_l
     );
     assert!(put.num_calls() > 2);
 }
+
+#[tokio::test]
+async fn deleting_from_a_workspace_being_deleted_is_done_at_once() {
+    let del = mock!(aws_sdk_amp::Client::delete_resource_policy).then_http_response(|| {
+        let mut r = rest_error(409, "ConflictException", "Workspace ws-0123 is in DELETING state");
+        *r.body_mut() = aws_smithy_types::body::SdkBody::from(
+            r#"{"message":"Workspace ws-0123 is in DELETING state","resourceId":"ws-0123","resourceType":"WORKSPACE"}"#,
+        );
+        r
+    });
+    let client = mock_client!(aws_sdk_amp, [&del]);
+    assert_eq!(
+        aps::delete(&client, "ws-0123", "t").await.unwrap(),
+        Deleted::AlreadyGone
+    );
+    assert_eq!(del.num_calls(), 1);
+}

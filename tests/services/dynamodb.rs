@@ -376,3 +376,71 @@ async fn a_change_that_never_shows_fails_before_the_budget_ends_and_says_so() {
     );
     assert!(get.num_calls() > 3);
 }
+
+#[tokio::test]
+async fn a_policy_that_removes_our_own_read_access_succeeds_when_confirmed() {
+    let put = mock!(Client::put_resource_policy).then_output(|| {
+        PutResourcePolicyOutput::builder()
+            .revision_id("r-1")
+            .build()
+    });
+    let get = mock!(Client::get_resource_policy)
+        .then_http_response(|| json_error(400, "AccessDeniedException", "not authorized"));
+    let app = app_with(&put, &get);
+    let confirmed = request(
+        json!({"ResourceArn": ARN, "Policy": POLICY, "ConfirmRemoveSelfResourceAccess": "true"}),
+    );
+    let applied = put_fresh(&app, &confirmed, NotFound::Final, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(applied.propagation, None, "visibility not confirmable");
+    let data = applied.attributes(&confirmed.target);
+    assert!(!data.contains_key("PropagationMs"));
+    assert_eq!(data["RevisionId"], "r-1");
+
+    // Without the confirmation, a denied read-back is a failure like any other.
+    let e = put_fresh(&app, &table_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("AccessDeniedException"), "{e}");
+    assert!(e.may_have_written());
+}
+
+#[tokio::test]
+async fn deleting_from_a_table_being_deleted_is_done_at_once() {
+    let del = mock!(Client::delete_resource_policy).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceInUseException",
+            "Attempt to change a resource which is still in use: Table is being deleted: orders",
+        )
+    });
+    let client = mock_client!(aws_sdk_dynamodb, [&del]);
+    assert_eq!(
+        dynamodb::delete(&client, ARN).await.unwrap(),
+        Deleted::AlreadyGone
+    );
+    assert_eq!(
+        del.num_calls(),
+        1,
+        "no waiting on a table that will not come back"
+    );
+}
+
+#[tokio::test]
+async fn a_put_on_a_table_being_deleted_fails_at_once() {
+    let put = mock!(Client::put_resource_policy).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceInUseException",
+            "Table orders is in DELETING state",
+        )
+    });
+    let get = mock!(Client::get_resource_policy).then_output(|| get_output("r-0"));
+    let app = app_with(&put, &get);
+    let e = put_fresh(&app, &table_request(), NotFound::Final, 5_000)
+        .await
+        .unwrap_err();
+    assert_eq!(put.num_calls(), 1);
+    assert!(!e.may_have_written());
+}

@@ -209,3 +209,25 @@ async fn a_document_that_never_shows_fails_within_the_budget() {
         tokio::time::Instant::now() <= b.work_deadline() + std::time::Duration::from_millis(50)
     );
 }
+
+#[tokio::test]
+async fn deleting_from_a_stream_being_deleted_is_done_at_once() {
+    let del = mock!(aws_sdk_kinesis::Client::delete_resource_policy).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceInUseException",
+            "Stream clicks under account 123456789012 is currently being deleted",
+        )
+    });
+    let client = mock_client!(aws_sdk_kinesis, [&del]);
+    assert_eq!(
+        kinesis::delete(
+            &client,
+            "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"
+        )
+        .await
+        .unwrap(),
+        Deleted::AlreadyGone
+    );
+    assert_eq!(del.num_calls(), 1);
+}

@@ -6,6 +6,7 @@ mod aps;
 mod dynamodb;
 mod kinesis;
 mod ssm;
+mod ssm_peer;
 mod support;
 #[path = "../common/wire.rs"]
 mod wire;

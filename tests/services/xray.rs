@@ -160,3 +160,49 @@ async fn a_revision_that_never_shows_fails_within_the_budget() {
         tokio::time::Instant::now() <= b.work_deadline() + std::time::Duration::from_millis(50)
     );
 }
+
+#[tokio::test]
+async fn a_lockout_bypass_whose_read_back_is_denied_still_succeeds() {
+    let put = mock!(Client::put_resource_policy).then_output(|| put_output("5"));
+    let list = mock!(Client::list_resource_policies)
+        .then_http_response(|| rest_error(403, "AccessDeniedException", "denied"));
+    let client = mock_client!(aws_sdk_xray, RuleMode::MatchAny, [&put, &list]);
+    let app = app(empty_clients().with_xray("us-east-1", client));
+    let req = request(
+        json!({"PolicyName": "tracing", "Policy": POLICY, "BypassPolicyLockoutCheck": "true"}),
+    );
+    let applied = put_fresh(&app, &req, NotFound::Final, 5_000).await.unwrap();
+    assert_eq!(applied.propagation, None);
+    assert!(!applied
+        .attributes(&req.target)
+        .contains_key("PropagationMs"));
+}
+
+#[tokio::test]
+async fn a_region_without_an_endpoint_fails_fast_naming_region() {
+    use aws_credential_types::Credentials;
+    // No endpoint override: xray.us-east-7.amazonaws.com does not resolve.
+    let config = resource_policy_provider::sdk_loader(&fast_settings())
+        .region(aws_config::Region::new("us-east-7"))
+        .credentials_provider(Credentials::for_tests())
+        .endpoint_url("https://xray.us-east-7.invalid")
+        .load()
+        .await;
+    let app = app(resource_policy_provider::services::Clients::new(config));
+    let req = request(json!({"PolicyName": "tracing", "Region": "us-east-7", "Policy": POLICY}));
+    let started = std::time::Instant::now();
+    let e = put_fresh(&app, &req, NotFound::MayAppear, 60_000)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let reason = e.to_string();
+    assert!(
+        reason.contains("NoEndpoint") && reason.contains("Region") && reason.contains("us-east-7"),
+        "{reason}"
+    );
+    assert!(!e.may_have_written(), "nothing was sent");
+}
