@@ -71,9 +71,11 @@ impl Target {
                 "ResourceArn {arn:?} has an unknown partition {partition:?}"
             ));
         }
-        let service = match Service::from_key(service) {
-            Some(s) if s != Service::XRay => s,
-            _ => {
+        // X-Ray has no ARNs: its facts name no resource forms.
+        let parse = Service::from_key(service).and_then(|s| Some((s, s.facts().arn_resource?)));
+        let (service, parse) = match parse {
+            Some(found) => found,
+            None => {
                 return Err(format!(
                     "ResourceArn {arn:?} is a {service:?} ARN; supported: DynamoDB table or stream, Kinesis stream or consumer, Managed Prometheus workspace, SSM parameter or OpsItemGroup (X-Ray policies take PolicyName)"
                 ))
@@ -85,8 +87,8 @@ impl Target {
                 "ResourceArn {arn:?} has account {account:?}; expected 12 digits"
             ));
         }
-        let resource = parse_resource(service, resource)
-            .map_err(|why| format!("ResourceArn {arn:?} {why}"))?;
+        let segments: Vec<&str> = resource.split('/').collect();
+        let resource = parse(&segments).map_err(|why| format!("ResourceArn {arn:?} {why}"))?;
         Ok(Target {
             service,
             region: region.to_string(),
@@ -149,55 +151,11 @@ fn check_region(region: &str) -> Result<(), String> {
     }
 }
 
-fn is_name(s: &str, extra: &str) -> bool {
+/// A non-empty name of ASCII letters, digits and the `extra` characters.
+pub(crate) fn is_name(s: &str, extra: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
-}
-
-fn parse_resource(service: Service, resource: &str) -> Result<Resource, String> {
-    let segments: Vec<&str> = resource.split('/').collect();
-    match (service, segments.as_slice()) {
-        (Service::DynamoDb, ["table", table]) if is_name(table, "_.-") => Ok(Resource::DynamoDbTable {
-            table: table.to_string(),
-        }),
-        (Service::DynamoDb, ["table", table, "stream", label]) if is_name(table, "_.-") && is_name(label, ":._-") => {
-            Ok(Resource::DynamoDbStream {
-                table: table.to_string(),
-                label: label.to_string(),
-            })
-        }
-        (Service::DynamoDb, ["table", _, "index", ..]) => Err(
-            "is a DynamoDB index, which cannot carry a policy of its own: grant index access in the table's policy".into(),
-        ),
-        (Service::DynamoDb, _) => Err("is not a DynamoDB table or stream ARN (table/NAME or table/NAME/stream/LABEL)".into()),
-        (Service::Kinesis, ["stream", stream]) if is_name(stream, "_.-") => Ok(Resource::KinesisStream {
-            stream: stream.to_string(),
-        }),
-        (Service::Kinesis, ["stream", stream, "consumer", consumer])
-            if is_name(stream, "_.-") && is_name(consumer, "_.-:") =>
-        {
-            Ok(Resource::KinesisConsumer {
-                stream: stream.to_string(),
-                consumer: consumer.to_string(),
-            })
-        }
-        (Service::Kinesis, _) => Err(
-            "is not a Kinesis stream or consumer ARN (stream/NAME or stream/NAME/consumer/NAME:EPOCH)".into(),
-        ),
-        (Service::Aps, ["workspace", id]) if is_name(id, "-_") => Ok(Resource::ApsWorkspace {
-            workspace_id: id.to_string(),
-        }),
-        (Service::Aps, _) => Err("is not a Managed Prometheus workspace ARN (workspace/ID)".into()),
-        (Service::Ssm, ["parameter", rest @ ..]) if !rest.is_empty() && rest.iter().all(|s| is_name(s, "_.-")) => {
-            Ok(Resource::SsmParameter { name: rest.join("/") })
-        }
-        (Service::Ssm, ["opsitemgroup", name]) if is_name(name, "_.-") => Ok(Resource::SsmOpsItemGroup {
-            name: name.to_string(),
-        }),
-        (Service::Ssm, _) => Err("is not an SSM parameter or OpsItemGroup ARN (parameter/NAME or opsitemgroup/NAME)".into()),
-        (Service::XRay, _) => Err("X-Ray policies have no ARN".into()),
-    }
 }
 
 #[cfg(test)]

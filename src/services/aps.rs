@@ -4,6 +4,8 @@
 
 use aws_sdk_amp::Client;
 
+use crate::target::{is_name, Resource};
+
 use super::{
     classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
 };
@@ -13,8 +15,19 @@ pub const FACTS: Facts = Facts {
     display_name: "Managed Prometheus",
     size_limit: None,
     options: &[],
+    arn_resource: Some(arn_resource),
     many_policies_per_resource: false,
 };
+
+/// `workspace/ID`.
+fn arn_resource(segments: &[&str]) -> Result<Resource, String> {
+    match segments {
+        ["workspace", id] if is_name(id, "-_") => Ok(Resource::ApsWorkspace {
+            workspace_id: id.to_string(),
+        }),
+        _ => Err("is not a Managed Prometheus workspace ARN (workspace/ID)".into()),
+    }
+}
 
 fn kind(code: &str, message: &str) -> Option<ErrorKind> {
     Some(match code {

@@ -3,6 +3,8 @@
 
 use aws_sdk_dynamodb::Client;
 
+use crate::target::{is_name, Resource};
+
 use super::{
     classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
 };
@@ -13,8 +15,28 @@ pub const FACTS: Facts = Facts {
     // 20 KB, whitespace included: counted on the compact text actually sent.
     size_limit: Some(20 * 1024),
     options: &["ConfirmRemoveSelfResourceAccess"],
+    arn_resource: Some(arn_resource),
     many_policies_per_resource: false,
 };
+
+/// `table/NAME` or `table/NAME/stream/LABEL`; an index has no policy of its own.
+fn arn_resource(segments: &[&str]) -> Result<Resource, String> {
+    match segments {
+        ["table", table] if is_name(table, "_.-") => Ok(Resource::DynamoDbTable {
+            table: table.to_string(),
+        }),
+        ["table", table, "stream", label] if is_name(table, "_.-") && is_name(label, ":._-") => {
+            Ok(Resource::DynamoDbStream {
+                table: table.to_string(),
+                label: label.to_string(),
+            })
+        }
+        ["table", _, "index", ..] => Err(
+            "is a DynamoDB index, which cannot carry a policy of its own: grant index access in the table's policy".into(),
+        ),
+        _ => Err("is not a DynamoDB table or stream ARN (table/NAME or table/NAME/stream/LABEL)".into()),
+    }
+}
 
 /// DynamoDB's own error codes. `ValidationException` about a principal usually means
 /// an IAM role created moments ago and not yet propagated; other validation is final.

@@ -4,6 +4,8 @@
 
 use aws_sdk_kinesis::Client;
 
+use crate::target::{is_name, Resource};
+
 use super::{
     classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
 };
@@ -13,8 +15,29 @@ pub const FACTS: Facts = Facts {
     display_name: "Kinesis",
     size_limit: None,
     options: &[],
+    arn_resource: Some(arn_resource),
     many_policies_per_resource: false,
 };
+
+/// `stream/NAME` or `stream/NAME/consumer/NAME:EPOCH`.
+fn arn_resource(segments: &[&str]) -> Result<Resource, String> {
+    match segments {
+        ["stream", stream] if is_name(stream, "_.-") => Ok(Resource::KinesisStream {
+            stream: stream.to_string(),
+        }),
+        ["stream", stream, "consumer", consumer]
+            if is_name(stream, "_.-") && is_name(consumer, "_.-:") =>
+        {
+            Ok(Resource::KinesisConsumer {
+                stream: stream.to_string(),
+                consumer: consumer.to_string(),
+            })
+        }
+        _ => Err(
+            "is not a Kinesis stream or consumer ARN (stream/NAME or stream/NAME/consumer/NAME:EPOCH)".into(),
+        ),
+    }
+}
 
 fn kind(code: &str, message: &str) -> Option<ErrorKind> {
     Some(match code {

@@ -23,6 +23,7 @@ pub use error::{ErrorKind, Landed, ServiceError};
 pub use version::{shows_put, Known, LivePolicy, Version};
 
 use crate::policy::Policy;
+use crate::target::Resource;
 
 /// The five services, by the key used in the `Service` property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,6 +34,9 @@ pub enum Service {
     Aps,
     Ssm,
 }
+
+/// Reads the resource part of an ARN (split at `/`), or says why it does not fit.
+pub type ArnResource = fn(&[&str]) -> Result<Resource, String>;
 
 /// What differs between services outside their API calls.
 #[derive(Debug)]
@@ -45,6 +49,9 @@ pub struct Facts {
     pub size_limit: Option<usize>,
     /// Properties only this service accepts.
     pub options: &'static [&'static str],
+    /// The resource kinds an ARN of this service may name (the part after the
+    /// account, split at `/`); `None`: the service has no ARNs (X-Ray).
+    pub arn_resource: Option<ArnResource>,
     /// Whether one resource can hold several policies, told apart by a PolicyId
     /// (SSM): the physical id then carries it, and a read needs it.
     pub many_policies_per_resource: bool,

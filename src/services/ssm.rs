@@ -10,6 +10,8 @@
 use aws_config::retry::RetryConfig;
 use aws_sdk_ssm::Client;
 
+use crate::target::{is_name, Resource};
+
 use super::{
     classify, Deleted, ErrorKind, Facts, Known, LivePolicy, PutInput, ServiceError, Version,
 };
@@ -21,8 +23,27 @@ pub const FACTS: Facts = Facts {
     // SSM's model: "a policy can't exceed 1024 bytes" (ResourcePolicyLimitExceededException).
     size_limit: Some(1024),
     options: &["PolicyId"],
+    arn_resource: Some(arn_resource),
     many_policies_per_resource: true,
 };
+
+/// `parameter/NAME` (names may hold `/`) or `opsitemgroup/NAME`.
+fn arn_resource(segments: &[&str]) -> Result<Resource, String> {
+    match segments {
+        ["parameter", rest @ ..] if !rest.is_empty() && rest.iter().all(|s| is_name(s, "_.-")) => {
+            Ok(Resource::SsmParameter {
+                name: rest.join("/"),
+            })
+        }
+        ["opsitemgroup", name] if is_name(name, "_.-") => Ok(Resource::SsmOpsItemGroup {
+            name: name.to_string(),
+        }),
+        _ => Err(
+            "is not an SSM parameter or OpsItemGroup ARN (parameter/NAME or opsitemgroup/NAME)"
+                .into(),
+        ),
+    }
+}
 
 fn kind(code: &str, _message: &str) -> Option<ErrorKind> {
     Some(match code {

@@ -10,6 +10,8 @@ pub const FACTS: Facts = Facts {
     display_name: "X-Ray",
     size_limit: Some(5 * 1024),
     options: &["BypassPolicyLockoutCheck"],
+    // Policies are named per region; there is no ARN.
+    arn_resource: None,
     many_policies_per_resource: false,
 };
 
