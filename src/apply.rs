@@ -153,7 +153,8 @@ pub async fn put_policy(
                 && (req.confirm_remove_self_resource_access == Some(true)
                     || req.bypass_policy_lockout_check == Some(true)) =>
         {
-            warn!(error = %e, "the policy was accepted; reading it back is denied, as the policy itself may intend: visibility not confirmed");
+            warn!(error = %e, "the policy was accepted; reading it back is denied, as the policy \
+                itself may intend: visibility not confirmed");
             Ok(applied)
         }
         Err(e) => Err(ApplyError::from_wait(

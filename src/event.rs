@@ -22,8 +22,16 @@ pub fn classify(raw: &str) -> Inbound {
     let (value, defect) = match serde_json::from_str::<Value>(raw) {
         Ok(v) => (v, None),
         Err(strict) => match serde_json::from_str::<Value>(&replace_lone_surrogates(raw)) {
-            Ok(v) => (v, Some(format!("the event holds a string escape that is not valid Unicode (a lone UTF-16 surrogate such as \\ud800): {strict}"))),
-            Err(_) => return Inbound::Unrecognised(format!("the event is not valid JSON: {strict}")),
+            Ok(v) => (
+                v,
+                Some(format!(
+                    "the event holds a string escape that is not valid Unicode \
+                (a lone UTF-16 surrogate such as \\ud800): {strict}"
+                )),
+            ),
+            Err(_) => {
+                return Inbound::Unrecognised(format!("the event is not valid JSON: {strict}"))
+            }
         },
     };
     let Value::Object(map) = &value else {
@@ -49,7 +57,8 @@ pub fn classify(raw: &str) -> Inbound {
     }
     let keys: Vec<&str> = map.keys().map(String::as_str).take(10).collect();
     Inbound::Unrecognised(format!(
-        "expected a CloudFormation custom resource request or an EventBridge event; received an object with keys {keys:?}"
+        "expected a CloudFormation custom resource request or an EventBridge event; received an \
+            object with keys {keys:?}"
     ))
 }
 

@@ -120,7 +120,8 @@ where
     }
     Err(WaitError {
         reason: format!(
-            "{what} was not visible after {:.1}s and {reads} reads: the time budget ran out; last seen: {last_seen}",
+            "{what} was not visible after {:.1}s and {reads} reads: the time budget ran out; \
+                last seen: {last_seen}",
             started.elapsed().as_secs_f64()
         ),
         read_error: None,

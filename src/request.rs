@@ -75,21 +75,21 @@ impl PolicyRequest {
         default_region: &str,
         needed: PolicyNeeded,
     ) -> Result<PolicyRequest, InvalidRequest> {
-        let props = match properties {
-            Value::Object(map) => map,
-            Value::Null => {
-                return Err(InvalidRequest::new(
+        let props =
+            match properties {
+                Value::Object(map) => map,
+                Value::Null => return Err(InvalidRequest::new(
                     "ResourceProperties",
-                    "ResourceProperties are missing: ResourceArn (or PolicyName) and Policy are required",
-                ))
-            }
-            other => {
-                return Err(InvalidRequest::new(
-                    "ResourceProperties",
-                    format!("ResourceProperties must be an object, got {}", kind(other)),
-                ))
-            }
-        };
+                    "ResourceProperties are missing: ResourceArn (or PolicyName) and Policy are \
+                        required",
+                )),
+                other => {
+                    return Err(InvalidRequest::new(
+                        "ResourceProperties",
+                        format!("ResourceProperties must be an object, got {}", kind(other)),
+                    ))
+                }
+            };
         if let Some(unknown) = props.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(InvalidRequest::new(
                 "ResourceProperties",
@@ -191,7 +191,8 @@ fn select_target(
     match (arn, name) {
         (Some(_), Some(_)) => Err(InvalidRequest::new(
             "ResourceArn",
-            "give either ResourceArn or PolicyName, not both (PolicyName is for X-Ray, which has no ARN)",
+            "give either ResourceArn or PolicyName, not both (PolicyName is for X-Ray, which has \
+                no ARN)",
         )),
         (Some(arn), None) => {
             let target =

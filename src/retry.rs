@@ -107,9 +107,12 @@ where
             Err(_) => {
                 return Err(RetryError {
                     reason: format!(
-                        "{what}: the time budget ran out after {:.1}s and {attempts} attempts while a call was in flight{}",
+                        "{what}: the time budget ran out after {:.1}s and {attempts} attempts \
+                            while a call was in flight{}",
                         started.elapsed().as_secs_f64(),
-                        last.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                        last.as_ref()
+                            .map(|e| format!("; last error: {e}"))
+                            .unwrap_or_default()
                     ),
                     last,
                     landed: Landed::Maybe,
@@ -163,7 +166,8 @@ where
         if Instant::now() + delay >= budget.work_deadline() {
             return Err(RetryError {
                 reason: format!(
-                    "{what}: gave up after {:.1}s and {attempts} attempts because the time budget ran out; last error: {err}",
+                    "{what}: gave up after {:.1}s and {attempts} attempts because the time \
+                        budget ran out; last error: {err}",
                     elapsed.as_secs_f64()
                 ),
                 last: Some(err),

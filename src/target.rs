@@ -42,7 +42,8 @@ impl Target {
                 .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
         if !valid {
             return Err(format!(
-                "PolicyName {name:?} is not a valid X-Ray policy name (1-128 characters of letters, digits and _+=,.@-)"
+                "PolicyName {name:?} is not a valid X-Ray policy name (1-128 characters of \
+                    letters, digits and _+=,.@-)"
             ));
         }
         check_region(region).map_err(|e| format!("Region {e}"))?;
@@ -61,7 +62,8 @@ impl Target {
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         if parts.len() != 6 || parts[0] != "arn" {
             return Err(format!(
-                "ResourceArn {arn:?} is not an ARN (expected arn:partition:service:region:account:resource)"
+                "ResourceArn {arn:?} is not an ARN (expected \
+                    arn:partition:service:region:account:resource)"
             ));
         }
         let (partition, service, region, account, resource) =
@@ -77,7 +79,9 @@ impl Target {
             Some(found) => found,
             None => {
                 return Err(format!(
-                    "ResourceArn {arn:?} is a {service:?} ARN; supported: DynamoDB table or stream, Kinesis stream or consumer, Managed Prometheus workspace, SSM parameter or OpsItemGroup (X-Ray policies take PolicyName)"
+                    "ResourceArn {arn:?} is a {service:?} ARN; supported: DynamoDB table or \
+                        stream, Kinesis stream or consumer, Managed Prometheus workspace, SSM \
+                        parameter or OpsItemGroup (X-Ray policies take PolicyName)"
                 ))
             }
         };

@@ -103,7 +103,8 @@ pub async fn handle(
         let outcome = if let Some(id) = env.nothing_to_delete() {
             // Before any other check: the rollback of a Create that wrote nothing must
             // complete whatever else the event holds.
-            info!(physical_id = %id, "Delete of a resource that was never created: nothing to remove");
+            info!(physical_id = %id, "Delete of a resource that was never created: nothing to \
+                remove");
             Outcome::success(id, HashMap::new())
         } else if let Some(defect) = defect {
             Outcome::failed(
@@ -177,7 +178,8 @@ where
             Outcome::failed(
                 fallback_physical_id,
                 format!(
-                    "the work did not finish within the time budget ({:.1}s); answering before the deadline",
+                    "the work did not finish within the time budget ({:.1}s); answering before \
+                        the deadline",
                     budget.elapsed().as_secs_f64()
                 ),
             )
@@ -349,14 +351,27 @@ async fn undo_replacement(
 ) -> String {
     let cleanup = budget.cleanup();
     let target = &req.target;
-    match delete_policy(app, target, known, req.policy.as_ref(), false, request_id, &cleanup).await {
+    match delete_policy(
+        app,
+        target,
+        known,
+        req.policy.as_ref(),
+        false,
+        request_id,
+        &cleanup,
+    )
+    .await
+    {
         Ok(_) => format!(
-            "{failure}; the policy that may have been written on the new target {target} was removed again"
+            "{failure}; the policy that may have been written on the new target {target} was \
+                removed again"
         ),
         Err(e) => {
-            error!(error = %e, "could not remove the policy from the new target after a failed update");
+            error!(error = %e, "could not remove the policy from the new target after a failed \
+                update");
             format!(
-                "{failure}; a policy may remain on the new target {target} and could not be removed ({e}): remove it by hand"
+                "{failure}; a policy may remain on the new target {target} and could not be \
+                    removed ({e}): remove it by hand"
             )
         }
     }
@@ -366,42 +381,44 @@ async fn delete(app: &App, props: &Value, id: &str, request_id: &str, budget: &B
     let from_props = PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No);
     // The physical id names the target whenever it can: properties that name another
     // one are not acted on.
-    let (target, known, policy, wait) = match (physical_id::parse(id), from_props) {
-        (Named::Target(t, known), Ok(r)) if r.target == t => {
-            let known = Known {
-                policy_id: known.policy_id.or(r.policy_id),
-            };
-            (t, known, r.policy, r.wait_for_propagation)
-        }
-        (Named::Target(t, known), other) => {
-            match other {
-                Ok(r) => warn!(
-                    properties_target = %r.target.display_id(),
-                    "the properties name another target than the physical id; deleting the physical id's target only"
-                ),
-                Err(why) => {
-                    warn!(%why, "properties unreadable; deleting the target named by the physical id")
-                }
+    let (target, known, policy, wait) =
+        match (physical_id::parse(id), from_props) {
+            (Named::Target(t, known), Ok(r)) if r.target == t => {
+                let known = Known {
+                    policy_id: known.policy_id.or(r.policy_id),
+                };
+                (t, known, r.policy, r.wait_for_propagation)
             }
-            (t, known, None, true)
-        }
-        (Named::Digest { digest, known }, Ok(r))
-            if physical_id::digest_matches(&digest, &r.target) =>
-        {
-            (r.target, known, r.policy, r.wait_for_propagation)
-        }
-        (Named::Digest { .. }, _) => {
-            return Outcome::failed(
+            (Named::Target(t, known), other) => {
+                match other {
+                    Ok(r) => warn!(
+                        properties_target = %r.target.display_id(),
+                        "the properties name another target than the physical id; deleting the \
+                            physical id's target only"
+                    ),
+                    Err(why) => {
+                        warn!(%why, "properties unreadable; deleting the target named by the \
+                        physical id")
+                    }
+                }
+                (t, known, None, true)
+            }
+            (Named::Digest { digest, known }, Ok(r))
+                if physical_id::digest_matches(&digest, &r.target) =>
+            {
+                (r.target, known, r.policy, r.wait_for_propagation)
+            }
+            (Named::Digest { .. }, _) => return Outcome::failed(
                 id.to_string(),
-                "Invalid request: the physical id names its target by digest, and ResourceArn in the properties does not match it",
-            )
-        }
-        (Named::Unknown, Ok(r)) => {
-            let known = requested(&r);
-            (r.target, known, r.policy, r.wait_for_propagation)
-        }
-        (Named::Unknown, Err(why)) => return invalid(id.to_string(), why),
-    };
+                "Invalid request: the physical id names its target by digest, and ResourceArn in \
+                    the properties does not match it",
+            ),
+            (Named::Unknown, Ok(r)) => {
+                let known = requested(&r);
+                (r.target, known, r.policy, r.wait_for_propagation)
+            }
+            (Named::Unknown, Err(why)) => return invalid(id.to_string(), why),
+        };
     record_target(&target);
     match delete_policy(
         app,

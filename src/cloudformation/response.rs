@@ -96,7 +96,10 @@ impl ResponseUrl {
         if allowed {
             Ok(ResponseUrl { url })
         } else {
-            refuse("only https on an amazonaws.com host, or a host listed in RESPONSE_URL_ALLOWED_HOSTS")
+            refuse(
+                "only https on an amazonaws.com host, or a host listed in \
+                RESPONSE_URL_ALLOWED_HOSTS",
+            )
         }
     }
 
@@ -117,8 +120,12 @@ pub fn render(mut response: Response) -> Result<Vec<u8>, String> {
             .unwrap_or(0);
         response.status = Status::Failed;
         response.reason = Some(format!(
-            "the response Data ({data_bytes} bytes) does not fit in CloudFormation's {MAX_BODY}-byte response; {}",
-            response.reason.take().unwrap_or_else(|| "the change itself succeeded".into())
+            "the response Data ({data_bytes} bytes) does not fit in CloudFormation's \
+                {MAX_BODY}-byte response; {}",
+            response
+                .reason
+                .take()
+                .unwrap_or_else(|| "the change itself succeeded".into())
         ));
         response.data.clear();
         body = serde_json::to_vec(&response).unwrap_or_default();
@@ -138,7 +145,9 @@ pub fn render(mut response: Response) -> Result<Vec<u8>, String> {
     }
     if body.len() > MAX_BODY {
         return Err(format!(
-            "the response would be {} bytes, over CloudFormation's {MAX_BODY}: the ids echoed from the request (PhysicalResourceId {} bytes, LogicalResourceId {} bytes, StackId {} bytes, RequestId {} bytes) leave no room; not sent",
+            "the response would be {} bytes, over CloudFormation's {MAX_BODY}: the ids echoed \
+                from the request (PhysicalResourceId {} bytes, LogicalResourceId {} bytes, \
+                StackId {} bytes, RequestId {} bytes) leave no room; not sent",
             body.len(),
             response.physical_resource_id.len(),
             response.logical_resource_id.len(),
@@ -179,7 +188,9 @@ pub async fn send(
             }
             Ok(Ok(resp)) if resp.status().is_redirection() => {
                 return Err(format!(
-                    "response not delivered: {} answered the response PUT with a redirect (HTTP {}), which is not followed: the answer goes only where CloudFormation asked",
+                    "response not delivered: {} answered the response PUT with a redirect (HTTP \
+                        {}), which is not followed: the answer goes only where CloudFormation \
+                        asked",
                     url.redacted(),
                     resp.status().as_u16()
                 ))

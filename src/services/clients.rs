@@ -154,7 +154,8 @@ impl Clients {
 fn in_region(mut e: ServiceError, target: &Target) -> ServiceError {
     if e.kind == super::ErrorKind::NoEndpoint {
         e.message = format!(
-            "no endpoint answers for {} in region {:?} (DNS lookup failed): check Region, or the region in ResourceArn",
+            "no endpoint answers for {} in region {:?} (DNS lookup failed): check Region, or the \
+                region in ResourceArn",
             target.service.facts().display_name,
             target.region
         );

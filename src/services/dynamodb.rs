@@ -32,9 +32,13 @@ fn arn_resource(segments: &[&str]) -> Result<Resource, String> {
             })
         }
         ["table", _, "index", ..] => Err(
-            "is a DynamoDB index, which cannot carry a policy of its own: grant index access in the table's policy".into(),
+            "is a DynamoDB index, which cannot carry a policy of its own: grant index access in \
+                the table's policy"
+                .into(),
         ),
-        _ => Err("is not a DynamoDB table or stream ARN (table/NAME or table/NAME/stream/LABEL)".into()),
+        _ => Err(
+            "is not a DynamoDB table or stream ARN (table/NAME or table/NAME/stream/LABEL)".into(),
+        ),
     }
 }
 

@@ -148,7 +148,8 @@ where
                 return ServiceError::new(
                     ErrorKind::NoEndpoint,
                     "NoEndpoint",
-                    "no endpoint could be resolved for this service in the region (DNS lookup failed); check the region",
+                    "no endpoint could be resolved for this service in the region (DNS lookup \
+                        failed); check the region",
                 );
             }
             let message = f

@@ -33,9 +33,9 @@ fn arn_resource(segments: &[&str]) -> Result<Resource, String> {
                 consumer: consumer.to_string(),
             })
         }
-        _ => Err(
-            "is not a Kinesis stream or consumer ARN (stream/NAME or stream/NAME/consumer/NAME:EPOCH)".into(),
-        ),
+        _ => Err("is not a Kinesis stream or consumer ARN (stream/NAME or \
+                stream/NAME/consumer/NAME:EPOCH)"
+            .into()),
     }
 }
 

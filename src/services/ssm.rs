@@ -179,7 +179,8 @@ pub async fn delete(
         return Err(ServiceError::new(
             ErrorKind::Terminal,
             "PolicyIdRequired",
-            "an SSM resource can hold several policies: give PolicyId (or the Policy document) to say which one to delete",
+            "an SSM resource can hold several policies: give PolicyId (or the Policy document) \
+                to say which one to delete",
         ));
     }
     let policies = match list(client, arn).await {

@@ -345,3 +345,49 @@ async fn an_eventbridge_put_refused_by_the_service_is_a_service_error() {
     assert_eq!(err.error_type(), "ServiceError");
     assert!(err.to_string().contains("AccessDeniedException"), "{err}");
 }
+
+#[tokio::test]
+async fn a_long_ssm_parameter_keeps_a_physical_id_that_finds_its_policy() {
+    let h = harness().await;
+    let name = "deep/".repeat(200) + "leaf";
+    let arn = format!("arn:aws:ssm:us-east-1:123456789012:parameter/{name}");
+    let props = json!({"ResourceArn": arn, "Policy": POLICY_V1});
+    let r = h
+        .respond(
+            "long-create",
+            &event(&h.rec, "long-create", "Create", props.clone(), None, None),
+        )
+        .await;
+    assert_eq!(r.body["Status"], "SUCCESS", "{}", r.body);
+    let id = r.body["PhysicalResourceId"].as_str().unwrap().to_string();
+    assert!(id.len() <= 1024, "{}", id.len());
+    assert!(
+        id.starts_with("digest:ssm:") && id.ends_with(",p-1"),
+        "{id}"
+    );
+    assert!(h.fakes.store.holds(&arn).is_some());
+
+    // A Delete whose properties name another parameter is not acted on.
+    let other = json!({"ResourceArn": "arn:aws:ssm:us-east-1:123456789012:parameter/other", "Policy": POLICY_V1});
+    let r = h
+        .respond(
+            "long-wrong",
+            &event(&h.rec, "long-wrong", "Delete", other, Some(&id), None),
+        )
+        .await;
+    assert_eq!(r.body["Status"], "FAILED");
+    assert!(h.fakes.store.holds(&arn).is_some());
+
+    let r = h
+        .respond(
+            "long-delete",
+            &event(&h.rec, "long-delete", "Delete", props, Some(&id), None),
+        )
+        .await;
+    assert_eq!(r.body["Status"], "SUCCESS", "{}", r.body);
+    assert_eq!(
+        h.fakes.store.holds(&arn),
+        None,
+        "the right policy was removed"
+    );
+}
