@@ -74,6 +74,11 @@ impl Budget {
         }
     }
 
+    /// Time left before the work must stop.
+    pub fn remaining(&self) -> Duration {
+        self.work_deadline.saturating_duration_since(Instant::now())
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

@@ -5,6 +5,8 @@
 use lambda_runtime::Diagnostic;
 
 use crate::apply::ApplyError;
+use crate::ledger::LedgerError;
+use crate::recorded::RecordedError;
 use crate::request::InvalidRequest;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,21 @@ impl From<ApplyError> for InvocationError {
             InvocationError::Timeout(e.to_string())
         } else {
             InvocationError::ServiceError(e.to_string())
+        }
+    }
+}
+
+impl From<LedgerError> for InvocationError {
+    fn from(e: LedgerError) -> Self {
+        InvocationError::ServiceError(e.to_string())
+    }
+}
+
+impl From<RecordedError> for InvocationError {
+    fn from(e: RecordedError) -> Self {
+        match e {
+            RecordedError::Apply(e) => e.into(),
+            RecordedError::Ledger { error, .. } => error.into(),
         }
     }
 }

@@ -1,27 +1,31 @@
 //! EventBridge: explicit apply requests (`PutResourcePolicy` / `DeleteResourcePolicy`
-//! with the request as `detail`), and CloudTrail events for drift repair.
+//! with the request as `detail`, accepted only from allowed accounts), CloudTrail
+//! events for drift repair, and the scheduled (or requested) reconcile.
 //!
 //! A failure is returned as the invocation's error with an `errorType` an operator can
 //! route on (`InvalidRequest`, `ServiceError`, `Timeout`), so EventBridge's
 //! asynchronous retries, a dead-letter queue or an on-failure destination catch it.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 use tracing::{info, info_span, Instrument};
 
 use crate::app::App;
-use crate::apply::{delete_policy, put_policy};
 use crate::budget::Budget;
 use crate::error::InvocationError;
+use crate::recorded::{self, owner_eventbridge};
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
 use crate::services::Known;
+use crate::{drift, reconcile};
 
 fn text<'a>(event: &'a Value, key: &str) -> &'a str {
     event.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 pub async fn handle(
-    app: &App,
+    app: Arc<App>,
     event: Value,
     lambda_deadline_ms: u64,
 ) -> Result<Value, InvocationError> {
@@ -38,23 +42,42 @@ pub async fn handle(
         "PutResourcePolicy" => PolicyNeeded::Yes,
         "DeleteResourcePolicy" => PolicyNeeded::No,
         "AWS API Call via CloudTrail" => {
-            let _entered = span.enter();
-            info!("drift repair needs the desired-state ledger, which is not configured: event acknowledged and ignored");
-            return Ok(json!({
-                "Status": "IGNORED",
-                "Reason": "drift repair needs the ledger, which is not configured"
-            }));
+            return drift::handle(&app, &event, lambda_deadline_ms)
+                .instrument(span)
+                .await;
+        }
+        "Scheduled Event" | "Reconcile" => {
+            return reconcile::handle(app, &event, lambda_deadline_ms)
+                .instrument(span)
+                .await;
         }
         other => {
             return Err(InvocationError::InvalidRequest(format!(
                 "unsupported EventBridge event: detail-type {other:?} from source {:?}; \
-                 expected PutResourcePolicy or DeleteResourcePolicy",
+                 expected PutResourcePolicy, DeleteResourcePolicy, a CloudTrail event, \
+                 Scheduled Event or Reconcile",
                 text(&event, "source")
             )));
         }
     };
+    let _entered = span.enter();
+    if let Some(allowed) = &app.settings.apply_allowed_accounts {
+        let account = text(&event, "account");
+        if !allowed.iter().any(|a| a == account) {
+            return Err(InvalidRequest::new(
+                "account",
+                format!(
+                    "apply requests from account {account:?} are not allowed \
+                     (APPLY_ALLOWED_ACCOUNTS)"
+                ),
+            )
+            .into());
+        }
+    }
+    drop(_entered);
     let detail = event.get("detail").cloned().unwrap_or(Value::Null);
-    apply(app, &detail, needed, &id, lambda_deadline_ms)
+    let owner = owner_eventbridge(text(&event, "source"), &id);
+    apply(&app, &detail, needed, &id, &owner, lambda_deadline_ms)
         .instrument(span)
         .await
 }
@@ -66,6 +89,7 @@ async fn apply(
     detail: &Value,
     needed: PolicyNeeded,
     id: &str,
+    owner: &str,
     lambda_deadline_ms: u64,
 ) -> Result<Value, InvocationError> {
     let req = PolicyRequest::from_properties(detail, &app.region, needed)?;
@@ -81,10 +105,16 @@ async fn apply(
     );
     let (status, applied) = match needed {
         PolicyNeeded::Yes => {
-            let applied = put_policy(app, &req, &known, NotFound::MayAppear, id, &budget).await?;
+            let not_found = NotFound::MayAppear;
+            let applied = recorded::put(app, &req, &known, not_found, id, owner, &budget).await?;
             ("APPLIED", applied)
         }
         PolicyNeeded::No => {
+            // SSM: the policy this function made there, as the ledger recorded it.
+            let known = match known.policy_id {
+                Some(_) => known,
+                None => recorded::known_in_ledger(app, &req).await?,
+            };
             if !app.clients.can_confirm_delete(&req.target, &known) && req.policy.is_none() {
                 return Err(InvalidRequest::new(
                     "PolicyId",
@@ -98,8 +128,8 @@ async fn apply(
             }
             let policy = req.policy.as_ref();
             let wait = req.wait_for_propagation;
-            let (_, applied) =
-                delete_policy(app, &req.target, &known, policy, wait, id, &budget).await?;
+            let applied =
+                recorded::delete(app, &req.target, &known, policy, wait, id, &budget).await?;
             ("DELETED", applied)
         }
     };

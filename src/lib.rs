@@ -12,13 +12,18 @@ pub mod apply;
 pub mod attributes;
 pub mod budget;
 pub mod cloudformation;
+pub mod drift;
 pub mod error;
 pub mod event;
 pub mod eventbridge;
 pub mod http;
+pub mod ledger;
 pub mod logging;
+pub mod metrics;
 pub mod policy;
 pub mod propagation;
+pub mod reconcile;
+pub mod recorded;
 pub mod request;
 pub mod retry;
 pub mod services;
@@ -45,7 +50,7 @@ pub async fn handle(
         Inbound::CloudFormation { event, defect } => {
             cloudformation::handle(app, http, event, defect, deadline_ms).await
         }
-        Inbound::EventBridge(event) => eventbridge::handle(&app, event, deadline_ms).await,
+        Inbound::EventBridge(event) => eventbridge::handle(app, event, deadline_ms).await,
         Inbound::Unrecognised(why) => {
             tracing::error!("{why}");
             Err(InvocationError::InvalidRequest(why))

@@ -39,6 +39,11 @@ impl Policy {
         Ok(Policy { value, text })
     }
 
+    /// The parsed document.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
     /// The compact JSON text sent to the service.
     pub fn text(&self) -> &str {
         &self.text

@@ -172,6 +172,37 @@ impl PolicyRequest {
     }
 }
 
+impl PolicyRequest {
+    /// The properties that rebuild this request (what the ledger keeps): the target,
+    /// the policy and the service options, without CloudFormation's own.
+    pub fn desired_properties(&self) -> Value {
+        let mut props = Map::new();
+        match &self.target.arn {
+            Some(arn) => {
+                props.insert("ResourceArn".into(), Value::String(arn.clone()));
+            }
+            None => {
+                props.insert("PolicyName".into(), self.target.api_id().into());
+                props.insert("Region".into(), self.target.region.clone().into());
+            }
+        }
+        if let Some(p) = &self.policy {
+            props.insert("Policy".into(), p.value().clone());
+        }
+        if let Some(b) = self.confirm_remove_self_resource_access {
+            props.insert("ConfirmRemoveSelfResourceAccess".into(), b.into());
+        }
+        if let Some(b) = self.bypass_policy_lockout_check {
+            props.insert("BypassPolicyLockoutCheck".into(), b.into());
+        }
+        props.insert(
+            "WaitForPropagation".into(),
+            self.wait_for_propagation.into(),
+        );
+        Value::Object(props)
+    }
+}
+
 /// The property name as a `'static` string for [`InvalidRequest::property`].
 fn static_name(name: &str) -> &'static str {
     KNOWN
@@ -463,6 +494,18 @@ mod tests {
                 "{props}"
             );
         }
+    }
+
+    #[test]
+    fn desired_properties_rebuild_the_same_request() {
+        let r = parse(json!({"ServiceToken": "x", "ResourceArn": TABLE, "Policy": policy().to_string(), "ConfirmRemoveSelfResourceAccess": "true", "ServiceTimeout": "60"})).unwrap();
+        let again = parse(r.desired_properties()).unwrap();
+        assert_eq!(again.target, r.target);
+        assert_eq!(again.policy, r.policy);
+        assert_eq!(again.confirm_remove_self_resource_access, Some(true));
+        let x =
+            parse(json!({"PolicyName": "p", "Region": "us-west-2", "Policy": policy()})).unwrap();
+        assert_eq!(parse(x.desired_properties()).unwrap().target, x.target);
     }
 
     #[test]

@@ -29,6 +29,17 @@ pub struct Settings {
     /// Read-back polling after a write: the first interval and the cap.
     pub poll_initial: Duration,
     pub poll_max: Duration,
+    /// The desired-state ledger's DynamoDB table; `None`: no ledger, no drift repair.
+    pub ledger_table: Option<String>,
+    /// The function's own role: CloudTrail events it caused are not drift.
+    pub function_role_arn: Option<String>,
+    /// Accounts whose apply requests are accepted; `None`: any that reaches the function
+    /// (the event bus's policy is then the only gate).
+    pub apply_allowed_accounts: Option<Vec<String>>,
+    /// Reads (and repairs) under way at once per service during a reconcile.
+    pub reconcile_concurrency: u32,
+    /// This function's name, for the reconcile's continuation (Lambda sets it).
+    pub function_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -46,6 +57,11 @@ impl Default for Settings {
             ssm_malformed_max_tries: 3,
             poll_initial: Duration::from_millis(100),
             poll_max: Duration::from_millis(3_000),
+            ledger_table: None,
+            function_role_arn: None,
+            apply_allowed_accounts: None,
+            reconcile_concurrency: 4,
+            function_name: None,
         }
     }
 }
@@ -82,6 +98,30 @@ impl Settings {
                 },
             }
         };
+        let text = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let accounts = match text("APPLY_ALLOWED_ACCOUNTS") {
+            None => None,
+            Some(list) => {
+                let accounts: Vec<String> = list
+                    .split(',')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                if let Some(bad) = accounts
+                    .iter()
+                    .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return Err(format!(
+                        "APPLY_ALLOWED_ACCOUNTS must be 12-digit account ids separated by commas, got {bad:?}"
+                    ));
+                }
+                Some(accounts)
+            }
+        };
         let hosts = lookup("RESPONSE_URL_ALLOWED_HOSTS")
             .unwrap_or_default()
             .split(',')
@@ -101,6 +141,11 @@ impl Settings {
             ssm_malformed_max_tries: count("SSM_MALFORMED_MAX_TRIES", d.ssm_malformed_max_tries)?,
             poll_initial: ms("POLL_INITIAL_MS", d.poll_initial)?,
             poll_max: ms("POLL_MAX_MS", d.poll_max)?,
+            ledger_table: text("LEDGER_TABLE"),
+            function_role_arn: text("FUNCTION_ROLE_ARN"),
+            apply_allowed_accounts: accounts,
+            reconcile_concurrency: count("RECONCILE_CONCURRENCY", d.reconcile_concurrency)?,
+            function_name: text("AWS_LAMBDA_FUNCTION_NAME"),
         })
     }
 }
@@ -145,6 +190,27 @@ mod tests {
             s.response_url_allowed_hosts,
             vec!["127.0.0.1:4566", "example.test"]
         );
+    }
+
+    #[test]
+    fn drift_repair_settings_are_read() {
+        let s = with(&[
+            ("LEDGER_TABLE", "ledger"),
+            ("APPLY_ALLOWED_ACCOUNTS", "111122223333, 444455556666"),
+            (
+                "FUNCTION_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/provider",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.ledger_table.as_deref(), Some("ledger"));
+        assert_eq!(
+            s.apply_allowed_accounts,
+            Some(vec!["111122223333".to_string(), "444455556666".to_string()])
+        );
+        let err = with(&[("APPLY_ALLOWED_ACCOUNTS", "everyone")]).unwrap_err();
+        assert!(err.contains("APPLY_ALLOWED_ACCOUNTS"), "{err}");
+        assert_eq!(with(&[]).unwrap().ledger_table, None);
     }
 
     #[test]

@@ -22,9 +22,10 @@ use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument, Span};
 
 use crate::app::App;
-use crate::apply::{delete_policy, put_policy, ApplyError};
+use crate::apply::delete_policy;
 use crate::budget::Budget;
 use crate::error::InvocationError;
+use crate::recorded::{self, owner_cloudformation, RecordedError};
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
 use crate::services::Known;
@@ -218,8 +219,11 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
             );
         }
     };
+    let owner = owner_cloudformation(&env.stack_id, &env.logical_resource_id);
     match request {
-        Request::Create(c) => create(&app, &c.resource_properties, &c.request_id, &budget).await,
+        Request::Create(c) => {
+            create(&app, &c.resource_properties, &c.request_id, &owner, &budget).await
+        }
         Request::Update(u) => {
             update(
                 &app,
@@ -227,6 +231,7 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
                 &u.old_resource_properties,
                 &u.physical_resource_id,
                 &u.request_id,
+                &owner,
                 &budget,
             )
             .await
@@ -248,7 +253,13 @@ fn requested(req: &PolicyRequest) -> Known {
     }
 }
 
-async fn create(app: &App, props: &Value, request_id: &str, budget: &Budget) -> Outcome {
+async fn create(
+    app: &App,
+    props: &Value,
+    request_id: &str,
+    owner: &str,
+    budget: &Budget,
+) -> Outcome {
     let marker = physical_id::marker(request_id);
     let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::Yes) {
         Ok(r) => r,
@@ -256,7 +267,8 @@ async fn create(app: &App, props: &Value, request_id: &str, budget: &Budget) -> 
     };
     record_target(&req.target);
     let known = requested(&req);
-    match put_policy(app, &req, &known, NotFound::MayAppear, request_id, budget).await {
+    let not_found = NotFound::MayAppear;
+    match recorded::put(app, &req, &known, not_found, request_id, owner, budget).await {
         Ok(applied) => {
             let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
             Outcome::success(
@@ -295,6 +307,7 @@ async fn update(
     old_props: &Value,
     old_id: &str,
     request_id: &str,
+    owner: &str,
     budget: &Budget,
 ) -> Outcome {
     let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::Yes) {
@@ -322,7 +335,7 @@ async fn update(
     } else {
         NotFound::Final
     };
-    match put_policy(app, &req, &known, not_found, request_id, budget).await {
+    match recorded::put(app, &req, &known, not_found, request_id, owner, budget).await {
         Ok(applied) => {
             let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
             Outcome::success(
@@ -345,7 +358,7 @@ async fn undo_replacement(
     app: &App,
     req: &PolicyRequest,
     known: &Known,
-    failure: ApplyError,
+    failure: RecordedError,
     request_id: &str,
     budget: &Budget,
 ) -> String {

@@ -44,6 +44,7 @@ pub struct Clients {
     xray: RegionCache<aws_sdk_xray::Client>,
     aps: RegionCache<aws_sdk_amp::Client>,
     ssm: RegionCache<aws_sdk_ssm::Client>,
+    lambda: RegionCache<aws_sdk_lambda::Client>,
 }
 
 macro_rules! regional_client {
@@ -76,6 +77,7 @@ impl Clients {
             xray: RegionCache::new(),
             aps: RegionCache::new(),
             ssm: RegionCache::new(),
+            lambda: RegionCache::new(),
         }
     }
 
@@ -84,6 +86,8 @@ impl Clients {
     regional_client!(xray, with_xray, aws_sdk_xray);
     regional_client!(aps, with_aps, aws_sdk_amp);
     regional_client!(ssm, with_ssm, aws_sdk_ssm);
+    // The ledger's table (DynamoDB, above) and the reconcile's continuation (Lambda).
+    regional_client!(lambda, with_lambda, aws_sdk_lambda);
 
     /// Attaches the policy; returns the version the service reports.
     pub async fn put(
