@@ -39,8 +39,12 @@ use crate::settings::Settings;
 /// connection cannot eat the budget. Endpoints, region and credentials come from the
 /// environment the SDK's standard way; HTTP is [`SdkHttpClient`].
 pub fn sdk_loader(settings: &Settings) -> ConfigLoader {
+    // The connector for exactly these timeouts is made now, so that `preconnect` can
+    // open a connection into the pool the SDK's calls use.
+    let http = SdkHttpClient::default();
+    http.connector((Some(settings.sdk_connect_timeout), None));
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(sdk_http_client())
+        .http_client(SharedHttpClient::new(http))
         .retry_config(RetryConfig::standard().with_max_attempts(settings.sdk_max_attempts))
         .timeout_config(
             TimeoutConfig::builder()
@@ -183,16 +187,32 @@ impl ServerCertVerifier for SystemRoots {
 /// The SDK's HTTP client: the SDK's `HttpClient` trait on reqwest and [`tls_config`].
 /// One reqwest client (one connection pool) per distinct timeout setting, which in
 /// this function means one.
-pub fn sdk_http_client() -> SharedHttpClient {
-    SharedHttpClient::new(SdkHttpClient::default())
-}
-
 #[derive(Debug, Default)]
 pub struct SdkHttpClient {
     connectors: Mutex<Vec<(TimeoutKey, SharedHttpConnector)>>,
 }
 
+/// Connect and read timeouts.
 type TimeoutKey = (Option<Duration>, Option<Duration>);
+
+/// The first SDK connection pool made in this process (`sdk_loader`'s), for [`preconnect`].
+static FIRST_POOL: OnceLock<reqwest::Client> = OnceLock::new();
+
+/// Opens a connection to `url` in the SDK's connection pool with one GET (its answer
+/// does not matter), so the first call to that endpoint finds it open. At most
+/// `limit`; false when it failed.
+pub async fn preconnect(url: &str, limit: Duration) -> bool {
+    let Some(client) = FIRST_POOL.get() else {
+        return false;
+    };
+    match client.get(url).timeout(limit).send().await {
+        Ok(answer) => answer.bytes().await.is_ok(),
+        Err(e) => {
+            tracing::debug!("preconnect to {url} failed: {e}");
+            false
+        }
+    }
+}
 
 impl HttpClient for SdkHttpClient {
     fn http_connector(
@@ -200,7 +220,12 @@ impl HttpClient for SdkHttpClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let key = (settings.connect_timeout(), settings.read_timeout());
+        self.connector((settings.connect_timeout(), settings.read_timeout()))
+    }
+}
+
+impl SdkHttpClient {
+    fn connector(&self, key: TimeoutKey) -> SharedHttpConnector {
         let mut connectors = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, c)) = connectors.iter().find(|(k, _)| *k == key) {
             return c.clone();
@@ -214,9 +239,9 @@ impl HttpClient for SdkHttpClient {
         if let Some(t) = key.1 {
             builder = builder.read_timeout(t);
         }
-        let connector = SharedHttpConnector::new(ReqwestConnector {
-            client: builder.build().expect("TLS backend initialises"),
-        });
+        let client = builder.build().expect("TLS backend initialises");
+        let _ = FIRST_POOL.set(client.clone());
+        let connector = SharedHttpConnector::new(ReqwestConnector { client });
         connectors.push((key, connector.clone()));
         connector
     }

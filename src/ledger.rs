@@ -11,21 +11,27 @@
 //! | attribute | meaning |
 //! |---|---|
 //! | `target` | the target's id: its ARN, or `xray:<region>:policy/<name>` |
-//! | `service` | `dynamodb`, `kinesis`, `xray`, `aps` or `ssm` |
-//! | `request` | the desired request as JSON: ResourceArn or PolicyName and Region, Policy, options |
-//! | `policy` | the desired document (compact JSON), for people reading the table |
-//! | `owner` | `cloudformation:<StackId>/<LogicalResourceId>` or `eventbridge:<source>/<event id>` |
+//! | `service_key` | `dynamodb`, `kinesis`, `xray`, `aps` or `ssm` |
+//! | `desired_request` | the desired request as JSON: ResourceArn or PolicyName and Region, Policy, options |
+//! | `desired_policy` | the desired document (compact JSON), for people reading the table |
+//! | `owned_by` | `cloudformation:<StackId>/<LogicalResourceId>` or `eventbridge:<source>/<event id>` |
 //! | `policy_id` | SSM: the PolicyId of the managed policy |
-//! | `revision` | the last version the service reported |
+//! | `last_revision` | the last version the service reported |
 //! | `applied_at` | when it was last applied (milliseconds since the epoch) |
-//! | `version` | goes up by one with every change begun |
+//! | `change_version` | goes up by one with every change begun |
 //! | `in_flight`, `in_flight_since` | the request whose change is under way, and since when |
+//!
+//! The walk's item (`target` = `#reconcile`) holds `walk_id`, `lease_until`,
+//! `walk_cursor`, the counts `walk_checked`, `walk_drift`, `walk_repaired`,
+//! `walk_failed`, and `last_walk` / `last_walk_finished_at` once a walk ends.
+//! (Names avoid DynamoDB's reserved words, so no expression needs placeholders.)
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 
@@ -166,11 +172,11 @@ impl Ledger {
         &self.table
     }
 
-    fn error(&self, operation: &'static str, e: impl std::fmt::Display) -> LedgerError {
+    fn error<E: std::error::Error>(&self, operation: &'static str, e: E) -> LedgerError {
         LedgerError {
             table: self.table.clone(),
             operation,
-            message: e.to_string(),
+            message: DisplayErrorContext(e).to_string(),
         }
     }
 
@@ -180,12 +186,12 @@ impl Ledger {
             .filter(|_| get_n(item, "in_flight_since").unwrap_or(0) >= stale_before);
         Some(Desired {
             target_id: get_s(item, "target")?,
-            request: get_s(item, "request").and_then(|r| serde_json::from_str(&r).ok()),
-            owner: get_s(item, "owner"),
+            request: get_s(item, "desired_request").and_then(|r| serde_json::from_str(&r).ok()),
+            owner: get_s(item, "owned_by"),
             policy_id: get_s(item, "policy_id"),
-            revision: get_s(item, "revision"),
+            revision: get_s(item, "last_revision"),
             applied_at_ms: get_n(item, "applied_at"),
-            version: get_n(item, "version").unwrap_or(0),
+            version: get_n(item, "change_version").unwrap_or(0),
             in_flight,
         })
     }
@@ -218,7 +224,7 @@ impl Ledger {
             .table_name(&self.table)
             .key("target", s(target_id))
             .update_expression(
-                "SET version = if_not_exists(version, :zero) + :one, in_flight = :req, \
+                "SET change_version = if_not_exists(change_version, :zero) + :one, in_flight = :req, \
                  in_flight_since = :now",
             )
             .expression_attribute_values(":zero", n(0))
@@ -232,7 +238,11 @@ impl Ledger {
         let held = out
             .attributes()
             .and_then(Self::desired)
-            .ok_or_else(|| self.error("mark the change in flight", "no item came back"))?;
+            .ok_or_else(|| LedgerError {
+                table: self.table.clone(),
+                operation: "mark the change in flight",
+                message: "no item came back".into(),
+            })?;
         let ticket = Ticket {
             target_id: target_id.to_string(),
             version: held.version,
@@ -255,10 +265,10 @@ impl Ledger {
             .table_name(&self.table)
             .key("target", s(&seen.target_id))
             .update_expression(
-                "SET version = version + :one, in_flight = :req, in_flight_since = :now",
+                "SET change_version = change_version + :one, in_flight = :req, in_flight_since = :now",
             )
             .condition_expression(
-                "version = :seen AND (attribute_not_exists(in_flight) OR in_flight_since < :stale)",
+                "change_version = :seen AND (attribute_not_exists(in_flight) OR in_flight_since < :stale)",
             )
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":seen", n(seen.version))
@@ -296,24 +306,28 @@ impl Ledger {
             .update_item()
             .table_name(&self.table)
             .key("target", s(&ticket.target_id))
-            .condition_expression("version = :v")
+            .condition_expression("change_version = :v")
             .expression_attribute_values(":v", n(ticket.version))
             .expression_attribute_values(":now", n(now_ms()));
         let fields = [
-            ("request", ":request", settle.request.map(|r| r.to_string())),
-            ("policy", ":policy", settle.policy_text),
-            ("service", ":service", settle.service),
-            ("owner", ":owner", settle.owner),
-            ("revision", ":revision", settle.revision),
+            (
+                "desired_request",
+                ":request",
+                settle.request.map(|r| r.to_string()),
+            ),
+            ("desired_policy", ":policy", settle.policy_text),
+            ("service_key", ":service", settle.service),
+            ("owned_by", ":owner", settle.owner),
+            ("last_revision", ":revision", settle.revision),
         ];
         for (name, placeholder, value) in fields {
             if let Some(v) = value {
                 set.push(match name {
-                    "request" => "request = :request",
-                    "policy" => "policy = :policy",
-                    "service" => "service = :service",
-                    "owner" => "owner = :owner",
-                    _ => "revision = :revision",
+                    "desired_request" => "desired_request = :request",
+                    "desired_policy" => "desired_policy = :policy",
+                    "service_key" => "service_key = :service",
+                    "owned_by" => "owned_by = :owner",
+                    _ => "last_revision = :revision",
                 });
                 req = req.expression_attribute_values(placeholder, s(v));
             }
@@ -340,7 +354,7 @@ impl Ledger {
             .delete_item()
             .table_name(&self.table)
             .key("target", s(&ticket.target_id))
-            .condition_expression("version = :v")
+            .condition_expression("change_version = :v")
             .expression_attribute_values(":v", n(ticket.version))
             .send()
             .await
@@ -357,7 +371,7 @@ impl Ledger {
             .table_name(&self.table)
             .key("target", s(&ticket.target_id))
             .update_expression("REMOVE in_flight, in_flight_since")
-            .condition_expression("version = :v AND attribute_exists(request)")
+            .condition_expression("change_version = :v AND attribute_exists(desired_request)")
             .expression_attribute_values(":v", n(ticket.version))
             .send()
             .await
@@ -370,7 +384,7 @@ impl Ledger {
             .delete_item()
             .table_name(&self.table)
             .key("target", s(&ticket.target_id))
-            .condition_expression("version = :v AND attribute_not_exists(request)")
+            .condition_expression("change_version = :v AND attribute_not_exists(desired_request)")
             .expression_attribute_values(":v", n(ticket.version))
             .send()
             .await
@@ -386,7 +400,7 @@ impl Ledger {
         operation: &'static str,
     ) -> Result<Settled, LedgerError>
     where
-        E: ProvideErrorMetadata + std::fmt::Display,
+        E: ProvideErrorMetadata + std::error::Error,
     {
         match r {
             Ok(_) => Ok(Settled::Recorded),
@@ -439,8 +453,8 @@ impl Ledger {
             .table_name(&self.table)
             .key("target", s(LEASE_KEY))
             .update_expression(
-                "SET walk_id = :w, lease_until = :until, checked = :zero, drift = :zero, \
-                 repaired = :zero, failed = :zero, started_at = :now REMOVE walk_cursor",
+                "SET walk_id = :w, lease_until = :until, walk_checked = :zero, walk_drift = :zero, \
+                 walk_repaired = :zero, walk_failed = :zero, started_at = :now REMOVE walk_cursor",
             )
             .condition_expression("attribute_not_exists(walk_id) OR lease_until < :now")
             .expression_attribute_values(":w", s(walk_id))
@@ -502,10 +516,10 @@ impl Ledger {
                     walk_id: walk_id.to_string(),
                     cursor: get_s(&a, "walk_cursor"),
                     counts: Counts {
-                        checked: get_n(&a, "checked").unwrap_or(0),
-                        drift: get_n(&a, "drift").unwrap_or(0),
-                        repaired: get_n(&a, "repaired").unwrap_or(0),
-                        failed: get_n(&a, "failed").unwrap_or(0),
+                        checked: get_n(&a, "walk_checked").unwrap_or(0),
+                        drift: get_n(&a, "walk_drift").unwrap_or(0),
+                        repaired: get_n(&a, "walk_repaired").unwrap_or(0),
+                        failed: get_n(&a, "walk_failed").unwrap_or(0),
                     },
                 }))
             }
@@ -535,8 +549,8 @@ impl Ledger {
             .expression_attribute_values(":drift", n(c.drift))
             .expression_attribute_values(":repaired", n(c.repaired))
             .expression_attribute_values(":failed", n(c.failed));
-        let counts = "lease_until = :until, checked = :checked, drift = :drift, \
-                      repaired = :repaired, failed = :failed";
+        let counts = "lease_until = :until, walk_checked = :checked, walk_drift = :drift, \
+                      walk_repaired = :repaired, walk_failed = :failed";
         req = match &walk.cursor {
             Some(cursor) => req
                 .update_expression(format!("SET {counts}, walk_cursor = :cursor"))
@@ -557,8 +571,8 @@ impl Ledger {
             .table_name(&self.table)
             .key("target", s(LEASE_KEY))
             .update_expression(
-                "SET last_walk = :w, last_walk_finished_at = :now, checked = :checked, \
-                 drift = :drift, repaired = :repaired, failed = :failed \
+                "SET last_walk = :w, last_walk_finished_at = :now, walk_checked = :checked, \
+                 walk_drift = :drift, walk_repaired = :repaired, walk_failed = :failed \
                  REMOVE walk_id, walk_cursor, lease_until",
             )
             .condition_expression("walk_id = :w")

@@ -3,8 +3,6 @@
 //! IAM, latency or failure mode). A small serde struct: the EMF crates on crates.io
 //! are unmaintained or pull in an async runtime of their own.
 
-use std::io::Write;
-
 use serde_json::{json, Map, Value};
 
 use crate::ledger::{now_ms, Counts};
@@ -46,9 +44,7 @@ pub fn line(kind: &str, service: &str, counts: Counts, propagation_ms: Option<u6
 
 /// Writes one EMF line to stdout, where Lambda's log capture picks it up.
 pub fn emit(kind: &str, service: &str, counts: Counts, propagation_ms: Option<u64>) {
-    let text = line(kind, service, counts, propagation_ms).to_string();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
+    println!("{}", line(kind, service, counts, propagation_ms));
 }
 
 #[cfg(test)]

@@ -433,18 +433,9 @@ async fn delete(app: &App, props: &Value, id: &str, request_id: &str, budget: &B
             (Named::Unknown, Err(why)) => return invalid(id.to_string(), why),
         };
     record_target(&target);
-    match delete_policy(
-        app,
-        &target,
-        &known,
-        policy.as_ref(),
-        wait,
-        request_id,
-        budget,
-    )
-    .await
-    {
-        Ok((_, applied)) => {
+    let policy = policy.as_ref();
+    match recorded::delete(app, &target, &known, policy, wait, request_id, budget).await {
+        Ok(applied) => {
             let mut d = HashMap::new();
             d.insert("Attempts".into(), applied.attempts.to_string());
             Outcome::success(id.to_string(), d)

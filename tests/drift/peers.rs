@@ -1,0 +1,120 @@
+//! Real peers for drift repair: moto serves the ledger's DynamoDB table, the project's
+//! test server (tests/peers/policy_server.py) serves X-Ray and SSM. Both on loopback,
+//! each test with its own, stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Peer {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// moto's server from the project's pinned virtualenv.
+pub async fn moto() -> Peer {
+    let exe = root().join(".venv/bin/moto_server");
+    assert!(
+        exe.exists(),
+        "moto_server is missing: run scripts/install-peers (it installs the pinned peers into .venv)"
+    );
+    let port = free_port();
+    let child = Command::new(exe)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let peer = Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let http = resource_policy_provider::response_client();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let ready = http
+            .get(format!("{}/moto-api/data.json", peer.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return peer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto_server did not answer on {} within 60 s", peer.url);
+}
+
+/// The stateful test server for X-Ray, Managed Prometheus and SSM.
+pub fn policy_server() -> Peer {
+    let script = root().join("tests/peers/policy_server.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 is needed to run tests/peers/policy_server.py (apt-get install python3)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("policy_server.py did not start: {line:?}"))
+        .trim()
+        .to_string();
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+impl Peer {
+    /// The test server's control API (`/_fake/...`).
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let r = resource_policy_provider::response_client()
+            .request(method, format!("{}/_fake/{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "control {path}: {}", r.status());
+        serde_json::from_str(&r.text().await.unwrap()).unwrap()
+    }
+
+    pub async fn state(&self) -> Value {
+        self.control(reqwest::Method::GET, "state", None).await
+    }
+
+    /// Calls of `operation` to `service` so far.
+    pub async fn calls(&self, service: &str, operation: &str) -> u64 {
+        self.state().await["call_counts"][service][operation]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
