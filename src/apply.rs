@@ -10,7 +10,7 @@ use crate::policy::Policy;
 use crate::propagation::{wait_until, PollPolicy, WaitError};
 use crate::request::PolicyRequest;
 use crate::retry::{with_retries, NotFound, RetryError, RetryPolicy};
-use crate::services::{shows_put, Deleted, Known, Landed, PutInput, ServiceError};
+use crate::services::{shows_put, Deleted, Expected, Known, Landed, PutInput, ServiceError};
 use crate::target::Target;
 
 /// A change that did not take effect, by what is known of the service's state.
@@ -104,6 +104,7 @@ pub async fn put_policy(
     let target = &req.target;
     let input = PutInput {
         policy,
+        expected: Expected::Anything,
         known,
         confirm_remove_self_resource_access: req.confirm_remove_self_resource_access,
         bypass_policy_lockout_check: req.bypass_policy_lockout_check,

@@ -3,6 +3,7 @@
 //! meaning with what the ledger holds, and re-applied when they differ. A forged
 //! event can therefore at most cause a read.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -17,6 +18,8 @@ use crate::metrics;
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
 use crate::services::{Known, Service};
+use crate::shared;
+use crate::statements::all_present;
 use crate::target::Target;
 
 /// What a CloudTrail event asks of the function.
@@ -183,6 +186,9 @@ pub async fn check(
     let Some(props) = &desired.request else {
         return Checked::InFlight;
     };
+    if !desired.owned_statements.is_empty() {
+        return check_statements(app, ledger, desired, props, token, budget).await;
+    }
     let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::Yes) {
         Ok(r) => r,
         Err(e) => return Checked::Failed(format!("the ledger's request is invalid: {e}")),
@@ -230,6 +236,65 @@ pub async fn check(
             }
             Checked::Failed(e.to_string())
         }
+    }
+}
+
+/// A shared policy: every owner's statements must be there as recorded; statements
+/// written by hand next to them are left alone.
+async fn check_statements(
+    app: &App,
+    ledger: &Ledger,
+    desired: &Desired,
+    props: &Value,
+    token: &str,
+    budget: &Budget,
+) -> Checked {
+    let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No) {
+        Ok(r) => r,
+        Err(e) => return Checked::Failed(format!("the ledger's request is invalid: {e}")),
+    };
+    let owned: Vec<Value> = desired
+        .owned_statements
+        .values()
+        .flatten()
+        .cloned()
+        .collect();
+    let sids: Vec<String> = owned
+        .iter()
+        .filter_map(|s| s.get("Sid").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let known = Known {
+        policy_id: desired.policy_id.clone(),
+    };
+    let live = match app.clients.read(&req.target, &known).await {
+        Ok(live) => live,
+        Err(e) => return Checked::Failed(format!("reading the live policy failed: {e}")),
+    };
+    if all_present(live.as_ref().map(|l| l.document.as_str()), &owned) {
+        return Checked::InSync;
+    }
+    info!(target = %desired.target_id, "drift: owned statements are missing or changed");
+    let ticket = match ledger.begin_repair(desired, token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Checked::InFlight,
+        Err(e) => return Checked::Failed(e.to_string()),
+    };
+    let change = shared::Change {
+        req: &req,
+        owned_before: &sids,
+        desired: &owned,
+        owners: &HashMap::new(),
+        known: &known,
+    };
+    let result = shared::apply(app, &change, token, budget).await;
+    if let Err(e) = ledger.abandon(&ticket).await {
+        warn!(error = %e, "could not clear the repair's mark in the ledger");
+    }
+    match result {
+        Ok(applied) => Checked::Repaired {
+            propagation: applied.propagation,
+        },
+        Err(e) => Checked::Failed(e.to_string()),
     }
 }
 

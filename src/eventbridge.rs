@@ -106,8 +106,31 @@ async fn apply(
     let (status, applied) = match needed {
         PolicyNeeded::Yes => {
             let not_found = NotFound::MayAppear;
-            let applied = recorded::put(app, &req, &known, not_found, id, owner, &budget).await?;
+            // Statements are owned by the sender (its source), not by one event.
+            let owner = match &req.statements {
+                Some(_) => owner.rsplit_once('/').map_or(owner, |(o, _)| o),
+                None => owner,
+            };
+            let put = recorded::put(app, &req, &known, &[], not_found, id, owner, &budget);
+            let applied = put.await?;
             ("APPLIED", applied)
+        }
+        PolicyNeeded::No if req.statements.is_some() => {
+            let sids = req
+                .statements
+                .as_ref()
+                .map(|s| s.sids())
+                .unwrap_or_default();
+            let owner = owner.rsplit_once('/').map_or(owner, |(o, _)| o);
+            let change = recorded::StatementsChange {
+                req: &req,
+                known: &known,
+                owned_before: &sids,
+                desired: &[],
+                owner,
+            };
+            let applied = recorded::change_statements(app, &change, id, &budget).await?;
+            ("DELETED", applied)
         }
         PolicyNeeded::No => {
             // SSM: the policy this function made there, as the ledger recorded it.
@@ -134,9 +157,13 @@ async fn apply(
         }
     };
     info!(status, "done");
+    let mut data = applied.attributes(&req.target);
+    if let Some(st) = &req.statements {
+        data.insert("Sids".into(), st.sids().join(","));
+    }
     Ok(json!({
         "Status": status,
         "Target": req.target.display_id(),
-        "Data": applied.attributes(&req.target),
+        "Data": data,
     }))
 }

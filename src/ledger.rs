@@ -20,13 +20,14 @@
 //! | `applied_at` | when it was last applied (milliseconds since the epoch) |
 //! | `change_version` | goes up by one with every change begun |
 //! | `in_flight`, `in_flight_since` | the request whose change is under way, and since when |
+//! | `owned_statements` | shared policies: a map from owner to the statements it owns (JSON) |
 //!
 //! The walk's item (`target` = `#reconcile`) holds `walk_id`, `lease_until`,
 //! `walk_cursor`, the counts `walk_checked`, `walk_drift`, `walk_repaired`,
 //! `walk_failed`, and `last_walk` / `last_walk_finished_at` once a walk ends.
 //! (Names avoid DynamoDB's reserved words, so no expression needs placeholders.)
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -69,6 +70,29 @@ pub struct Desired {
     pub version: u64,
     /// The request whose change is under way, if one is and it is not stale.
     pub in_flight: Option<String>,
+    /// Shared policies: each owner's statements (empty in whole-policy mode).
+    pub owned_statements: BTreeMap<String, Vec<Value>>,
+}
+
+impl Desired {
+    /// Whether the target's policy is managed as a whole (not as shared statements).
+    pub fn whole_policy(&self) -> bool {
+        self.request
+            .as_ref()
+            .is_some_and(|r| r.get("Policy").is_some())
+    }
+
+    /// The owner of `sid` among the other owners of statements.
+    pub fn owner_of(&self, sid: &str, except: &str) -> Option<String> {
+        self.owned_statements
+            .iter()
+            .filter(|(o, _)| o.as_str() != except)
+            .find(|(_, st)| {
+                st.iter()
+                    .any(|s| s.get("Sid").and_then(Value::as_str) == Some(sid))
+            })
+            .map(|(o, _)| o.clone())
+    }
 }
 
 /// A change begun: settle or abandon it with this.
@@ -193,6 +217,18 @@ impl Ledger {
             applied_at_ms: get_n(item, "applied_at"),
             version: get_n(item, "change_version").unwrap_or(0),
             in_flight,
+            owned_statements: item
+                .get("owned_statements")
+                .and_then(|v| v.as_m().ok())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(owner, v)| {
+                            let list = serde_json::from_str(v.as_s().ok()?).ok()?;
+                            Some((owner.clone(), list))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -225,8 +261,9 @@ impl Ledger {
             .key("target", s(target_id))
             .update_expression(
                 "SET change_version = if_not_exists(change_version, :zero) + :one, in_flight = :req, \
-                 in_flight_since = :now",
+                 in_flight_since = :now, owned_statements = if_not_exists(owned_statements, :none)",
             )
+            .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":req", s(request_id))
@@ -345,6 +382,70 @@ impl Ledger {
             r.map_err(|e| e.into_service_error()),
             "record the applied policy",
         )
+    }
+
+    /// Records (or with `None` removes) `owner`'s statements in a shared policy. Owners
+    /// change their own entries only, so concurrent owners never overwrite each other.
+    pub async fn settle_statements(
+        &self,
+        ticket: &Ticket,
+        owner: &str,
+        statements: Option<&[Value]>,
+        target_request: &Value,
+        service: &str,
+    ) -> Result<(), LedgerError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("target", s(&ticket.target_id))
+            .expression_attribute_names("#o", owner)
+            .expression_attribute_values(":request", s(target_request.to_string()))
+            .expression_attribute_values(":service", s(service))
+            .expression_attribute_values(":now", n(now_ms()));
+        let req = match statements {
+            Some(list) => req
+                .update_expression(
+                    "SET owned_statements.#o = :st, desired_request = :request, \
+                     service_key = :service, applied_at = :now",
+                )
+                .expression_attribute_values(":st", s(Value::from(list.to_vec()).to_string())),
+            None => req.update_expression(
+                "SET desired_request = :request, service_key = :service, applied_at = :now \
+                 REMOVE owned_statements.#o",
+            ),
+        };
+        req.send()
+            .await
+            .map_err(|e| self.error("record the owned statements", e.into_service_error()))?;
+        // The mark is this change's to clear only if no newer change began since.
+        let clear = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("target", s(&ticket.target_id))
+            .update_expression("REMOVE in_flight, in_flight_since")
+            .condition_expression("change_version = :v")
+            .expression_attribute_values(":v", n(ticket.version))
+            .send()
+            .await
+            .map_err(|e| e.into_service_error());
+        self.conditional(clear, "clear the change's mark")?;
+        // No owner left: the target is no longer managed.
+        let gone = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("target", s(&ticket.target_id))
+            .condition_expression(
+                "size(owned_statements) = :zero AND attribute_not_exists(in_flight)",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map_err(|e| e.into_service_error());
+        self.conditional(gone, "remove the unmanaged target")?;
+        Ok(())
     }
 
     /// Removes the target after a successful delete, unless a newer change began.

@@ -28,6 +28,8 @@ pub mod request;
 pub mod retry;
 pub mod services;
 pub mod settings;
+pub mod shared;
+pub mod statements;
 pub mod target;
 
 use std::sync::Arc;

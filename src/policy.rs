@@ -39,6 +39,12 @@ impl Policy {
         Ok(Policy { value, text })
     }
 
+    /// A document built here (a merged shared policy), its size already checked.
+    pub fn from_document(value: Value) -> Policy {
+        let text = value.to_string();
+        Policy { value, text }
+    }
+
     /// The parsed document.
     pub fn value(&self) -> &Value {
         &self.value

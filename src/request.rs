@@ -10,15 +10,17 @@ use serde_json::{Map, Value};
 
 use crate::policy::Policy;
 use crate::services::Service;
+use crate::statements::Statements;
 use crate::target::Target;
 
 /// Properties a request may carry. Anything else is refused, so a typo is not ignored.
-const KNOWN: [&str; 11] = [
+const KNOWN: [&str; 12] = [
     "ResourceArn",
     "PolicyName",
     "Service",
     "Region",
     "Policy",
+    "Statements",
     "PolicyId",
     "ConfirmRemoveSelfResourceAccess",
     "BypassPolicyLockoutCheck",
@@ -49,8 +51,10 @@ impl InvalidRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyRequest {
     pub target: Target,
-    /// Absent only where it is not needed (a delete).
+    /// The whole policy; absent where not needed (a delete) or with `statements`.
     pub policy: Option<Policy>,
+    /// The statements this request owns in a shared policy, instead of `policy`.
+    pub statements: Option<Statements>,
     /// SSM: the policy to update or delete, when the function did not create it.
     pub policy_id: Option<String>,
     pub confirm_remove_self_resource_access: Option<bool>,
@@ -119,14 +123,33 @@ impl PolicyRequest {
             default_region,
         )?;
 
+        let statements = match props.get("Statements").filter(|v| !v.is_null()) {
+            None => None,
+            Some(raw) => match Statements::parse(raw) {
+                Ok(s) => Some(s),
+                Err(e) if needed == PolicyNeeded::Yes => {
+                    return Err(InvalidRequest::new("Statements", e))
+                }
+                Err(_) => None,
+            },
+        };
+        let has_policy = props.get("Policy").is_some_and(|v| !v.is_null());
+        if has_policy && props.get("Statements").is_some_and(|v| !v.is_null()) {
+            return Err(InvalidRequest::new(
+                "Statements",
+                "give Policy (the whole document) or Statements (the statements this resource \
+                 owns in a shared policy), not both",
+            ));
+        }
         let policy = match (props.get("Policy"), needed) {
-            (None | Some(Value::Null), PolicyNeeded::Yes) => {
+            (None | Some(Value::Null), PolicyNeeded::Yes) if statements.is_none() => {
                 return Err(InvalidRequest::new(
                     "Policy",
-                    "Policy is required: a JSON policy document",
+                    "Policy is required: a JSON policy document (or Statements: the statements \
+                     this resource owns in a shared policy)",
                 ))
             }
-            (None | Some(Value::Null), PolicyNeeded::No) => None,
+            (None | Some(Value::Null), _) => None,
             (Some(raw), needed) => match Policy::parse(raw, target.service) {
                 Ok(p) => Some(p),
                 Err(e) if needed == PolicyNeeded::Yes => {
@@ -160,6 +183,7 @@ impl PolicyRequest {
         Ok(PolicyRequest {
             target,
             policy,
+            statements,
             policy_id: optional_string(props, "PolicyId")?,
             confirm_remove_self_resource_access: optional_bool(
                 props,
@@ -188,6 +212,9 @@ impl PolicyRequest {
         }
         if let Some(p) = &self.policy {
             props.insert("Policy".into(), p.value().clone());
+        }
+        if let Some(s) = &self.statements {
+            props.insert("Statements".into(), s.to_value());
         }
         if let Some(b) = self.confirm_remove_self_resource_access {
             props.insert("ConfirmRemoveSelfResourceAccess".into(), b.into());
@@ -506,6 +533,25 @@ mod tests {
         let x =
             parse(json!({"PolicyName": "p", "Region": "us-west-2", "Policy": policy()})).unwrap();
         assert_eq!(parse(x.desired_properties()).unwrap().target, x.target);
+    }
+
+    #[test]
+    fn statements_replace_policy_and_never_go_with_it() {
+        let st = json!([{"Sid": "A", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"}]);
+        let r = parse(json!({"ResourceArn": TABLE, "Statements": st})).unwrap();
+        assert_eq!(r.statements.unwrap().sids(), ["A"]);
+        assert!(r.policy.is_none());
+        let r = parse(json!({"ResourceArn": TABLE, "Statements": st.to_string()})).unwrap();
+        assert!(r.statements.is_some(), "CloudFormation's string form");
+        let e =
+            parse(json!({"ResourceArn": TABLE, "Statements": st, "Policy": policy()})).unwrap_err();
+        assert_eq!(e.property, "Statements");
+        assert!(e.message.contains("not both"), "{e}");
+        let e =
+            parse(json!({"ResourceArn": TABLE, "Statements": [{"Effect": "Allow"}]})).unwrap_err();
+        assert!(e.message.contains("Sid"), "{e}");
+        let e = parse(json!({"ResourceArn": TABLE})).unwrap_err();
+        assert!(e.message.contains("Statements"), "{e}");
     }
 
     #[test]

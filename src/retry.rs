@@ -27,6 +27,8 @@ pub struct RetryPolicy {
     pub transient_max_tries: u32,
     /// A revision or hash changed under us: re-read and write again, a few times.
     pub conflict_max_tries: u32,
+    /// Whether "not ready" is retried here (a read-modify-write re-reads instead).
+    pub retry_not_ready: bool,
 }
 
 impl RetryPolicy {
@@ -39,6 +41,18 @@ impl RetryPolicy {
             ambiguous_max_tries: s.ssm_malformed_max_tries,
             transient_max_tries: 4,
             conflict_max_tries: 3,
+            retry_not_ready: true,
+        }
+    }
+
+    /// For one write of a read-modify-write: conflicts and "not ready" (Managed
+    /// Prometheus reports a revision mismatch that way) go back to the caller, which
+    /// reads and merges again.
+    pub fn single_write(&self) -> RetryPolicy {
+        RetryPolicy {
+            conflict_max_tries: 1,
+            retry_not_ready: false,
+            ..self.clone()
         }
     }
 
@@ -131,7 +145,7 @@ where
         last_kind = Some(err.kind);
         let elapsed = started.elapsed();
         let retryable = match err.kind {
-            ErrorKind::NotReady => true,
+            ErrorKind::NotReady => policy.retry_not_ready,
             ErrorKind::Throttled | ErrorKind::Transient => {
                 same_kind_tries < policy.transient_max_tries
             }
@@ -201,6 +215,7 @@ mod tests {
             ambiguous_max_tries: 3,
             transient_max_tries: 4,
             conflict_max_tries: 3,
+            retry_not_ready: true,
         }
     }
 

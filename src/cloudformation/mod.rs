@@ -23,6 +23,7 @@ use tracing::{error, info, info_span, warn, Instrument, Span};
 
 use crate::app::App;
 use crate::apply::delete_policy;
+use crate::attributes::Applied;
 use crate::budget::Budget;
 use crate::error::InvocationError;
 use crate::recorded::{self, owner_cloudformation, RecordedError};
@@ -195,6 +196,7 @@ fn record_target(target: &Target) {
 
 async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
     let env = Envelope::read(&event);
+    let owner = owner_cloudformation(&env.stack_id, &env.logical_resource_id);
     // A Delete needs only its physical id and properties: a malformed envelope must not
     // keep a stack from being deleted.
     if env.request_type == "Delete" {
@@ -203,7 +205,7 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
             .get("ResourceProperties")
             .cloned()
             .unwrap_or(Value::Null);
-        return delete(&app, &props, &id, &env.request_id, &budget).await;
+        return delete(&app, &props, &id, &env.request_id, &owner, &budget).await;
     }
     let request: Request = match serde_json::from_value(event) {
         Ok(r) => r,
@@ -219,7 +221,6 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
             );
         }
     };
-    let owner = owner_cloudformation(&env.stack_id, &env.logical_resource_id);
     match request {
         Request::Create(c) => {
             create(&app, &c.resource_properties, &c.request_id, &owner, &budget).await
@@ -241,6 +242,15 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
             "Invalid request: unsupported RequestType",
         ),
     }
+}
+
+/// `Fn::GetAtt` data: the applied change's attributes, plus `Sids` for shared policies.
+fn data(req: &PolicyRequest, applied: &Applied) -> HashMap<String, String> {
+    let mut d = applied.attributes(&req.target);
+    if let Some(st) = &req.statements {
+        d.insert("Sids".into(), st.sids().join(","));
+    }
+    d
 }
 
 fn invalid(physical_id: String, why: InvalidRequest) -> Outcome {
@@ -268,12 +278,12 @@ async fn create(
     record_target(&req.target);
     let known = requested(&req);
     let not_found = NotFound::MayAppear;
-    match recorded::put(app, &req, &known, not_found, request_id, owner, budget).await {
+    match recorded::put(app, &req, &known, &[], not_found, request_id, owner, budget).await {
         Ok(applied) => {
             let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
             Outcome::success(
                 physical_id::for_target(&req.target, &known),
-                applied.attributes(&req.target),
+                data(&req, &applied),
             )
         }
         // A write that may have landed gets the real id, so the rollback Delete removes it.
@@ -335,12 +345,37 @@ async fn update(
     } else {
         NotFound::Final
     };
-    match recorded::put(app, &req, &known, not_found, request_id, owner, budget).await {
+    // Shared policies: the statements this resource owned before, on the same target.
+    let old = PolicyRequest::from_properties(old_props, &app.region, PolicyNeeded::No).ok();
+    let owned_before = match (&old, replacing) {
+        (Some(o), false) => o.statements.as_ref().map(|s| s.sids()).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let old_whole = old.as_ref().is_some_and(|o| o.policy.is_some());
+    if !replacing && old.is_some() && old_whole != req.statements.is_none() {
+        return Outcome::failed(
+            old_id.to_string(),
+            "Invalid request: switching between Policy and Statements on the same target is not \
+             done in place; give the resource a new logical id (CloudFormation then creates the \
+             new one and deletes the old)",
+        );
+    }
+    let put = recorded::put(
+        app,
+        &req,
+        &known,
+        &owned_before,
+        not_found,
+        request_id,
+        owner,
+        budget,
+    );
+    match put.await {
         Ok(applied) => {
             let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
             Outcome::success(
                 physical_id::for_target(&req.target, &known),
-                applied.attributes(&req.target),
+                data(&req, &applied),
             )
         }
         Err(e) if replacing && e.may_have_written() => Outcome::failed(
@@ -390,8 +425,36 @@ async fn undo_replacement(
     }
 }
 
-async fn delete(app: &App, props: &Value, id: &str, request_id: &str, budget: &Budget) -> Outcome {
+async fn delete(
+    app: &App,
+    props: &Value,
+    id: &str,
+    request_id: &str,
+    owner: &str,
+    budget: &Budget,
+) -> Outcome {
     let from_props = PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No);
+    if let Ok(req) = &from_props {
+        if let Some(statements) = &req.statements {
+            let same_target = match physical_id::parse(id) {
+                Named::Target(t, _) => t == req.target,
+                Named::Digest { digest, .. } => physical_id::digest_matches(&digest, &req.target),
+                Named::Unknown => true,
+            };
+            if same_target {
+                return remove_statements(
+                    app,
+                    req,
+                    statements.sids(),
+                    id,
+                    request_id,
+                    owner,
+                    budget,
+                )
+                .await;
+            }
+        }
+    }
     // The physical id names the target whenever it can: properties that name another
     // one are not acted on.
     let (target, known, policy, wait) =
@@ -435,6 +498,39 @@ async fn delete(app: &App, props: &Value, id: &str, request_id: &str, budget: &B
     record_target(&target);
     let policy = policy.as_ref();
     match recorded::delete(app, &target, &known, policy, wait, request_id, budget).await {
+        Ok(applied) => {
+            let mut d = HashMap::new();
+            d.insert("Attempts".into(), applied.attempts.to_string());
+            Outcome::success(id.to_string(), d)
+        }
+        Err(e) => Outcome::failed(id.to_string(), e.to_string()),
+    }
+}
+
+/// A Delete in shared-policy mode: remove this resource's statements only (the policy
+/// goes when nothing is left).
+async fn remove_statements(
+    app: &App,
+    req: &PolicyRequest,
+    sids: Vec<String>,
+    id: &str,
+    request_id: &str,
+    owner: &str,
+    budget: &Budget,
+) -> Outcome {
+    record_target(&req.target);
+    let known = match physical_id::parse(id) {
+        Named::Target(_, k) | Named::Digest { known: k, .. } => k,
+        Named::Unknown => requested(req),
+    };
+    let change = recorded::StatementsChange {
+        req,
+        known: &known,
+        owned_before: &sids,
+        desired: &[],
+        owner,
+    };
+    match recorded::change_statements(app, &change, request_id, budget).await {
         Ok(applied) => {
             let mut d = HashMap::new();
             d.insert("Attempts".into(), applied.attempts.to_string());

@@ -7,7 +7,8 @@ use aws_sdk_amp::Client;
 use crate::target::{is_name, Resource};
 
 use super::{
-    classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
+    classify, says_deleting, Deleted, ErrorKind, Expected, Facts, LivePolicy, PutInput,
+    ServiceError, Version,
 };
 
 pub const FACTS: Facts = Facts {
@@ -59,6 +60,11 @@ pub async fn put(
         .put_resource_policy()
         .workspace_id(workspace_id)
         .policy_document(input.policy.text())
+        .set_revision_id(match &input.expected {
+            Expected::NoPolicy => Some("NO_POLICY".to_string()),
+            Expected::Version(Version::Aps { revision_id, .. }) => Some(revision_id.clone()),
+            _ => None,
+        })
         .client_token(client_token("put", input.client_token))
         .send()
         .await

@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::Client;
 use crate::target::{is_name, Resource};
 
 use super::{
-    classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
+    classify, says_deleting, Deleted, ErrorKind, Expected, Facts, LivePolicy, PutInput,
+    ServiceError, Version,
 };
 
 pub const FACTS: Facts = Facts {
@@ -63,19 +64,35 @@ fn revision(id: Option<&str>) -> Version {
     Version::Revision(id.unwrap_or_default().to_string())
 }
 
+/// With a precondition, a mismatch (also "a policy exists" for NO_POLICY) comes back as
+/// PolicyNotFoundException: a conflict.
 pub async fn put(
     client: &Client,
     arn: &str,
     input: &PutInput<'_>,
 ) -> Result<Version, ServiceError> {
+    let expected = match &input.expected {
+        Expected::Anything => None,
+        Expected::NoPolicy => Some("NO_POLICY".to_string()),
+        Expected::Version(Version::Revision(r)) => Some(r.clone()),
+        Expected::Version(_) => None,
+    };
+    let guarded = expected.is_some();
     let out = client
         .put_resource_policy()
         .resource_arn(arn)
         .policy(input.policy.text())
+        .set_expected_revision_id(expected)
         .set_confirm_remove_self_resource_access(input.confirm_remove_self_resource_access)
         .send()
         .await
-        .map_err(|e| classify(&e, kind))?;
+        .map_err(|e| match classify(&e, kind) {
+            e if guarded && e.kind == ErrorKind::PolicyNotFound => ServiceError {
+                kind: ErrorKind::Conflict,
+                ..e
+            },
+            e => e,
+        })?;
     Ok(revision(out.revision_id()))
 }
 

@@ -108,10 +108,24 @@ impl fmt::Display for Service {
     }
 }
 
+/// The precondition of a put: write only over this state (a read-modify-write of a
+/// shared policy). Kinesis has none and ignores it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Expected {
+    /// Write whatever is there (the template's document wins).
+    #[default]
+    Anything,
+    /// Create only: fail with a conflict if a policy exists.
+    NoPolicy,
+    /// Only over this version (DynamoDB and X-Ray revision, AMP revisionId, SSM id and hash).
+    Version(Version),
+}
+
 /// What a put needs besides the target.
 #[derive(Clone, Debug)]
 pub struct PutInput<'a> {
     pub policy: &'a Policy,
+    pub expected: Expected,
     /// A policy this function put earlier (SSM: its PolicyId), to update in place.
     pub known: &'a Known,
     pub confirm_remove_self_resource_access: Option<bool>,

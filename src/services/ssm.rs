@@ -13,7 +13,8 @@ use aws_sdk_ssm::Client;
 use crate::target::{is_name, Resource};
 
 use super::{
-    classify, Deleted, ErrorKind, Facts, Known, LivePolicy, PutInput, ServiceError, Version,
+    classify, Deleted, ErrorKind, Expected, Facts, Known, LivePolicy, PutInput, ServiceError,
+    Version,
 };
 use crate::policy::Policy;
 
@@ -129,18 +130,45 @@ pub async fn put(
     arn: &str,
     input: &PutInput<'_>,
 ) -> Result<Version, ServiceError> {
+    // A read-modify-write already knows the policy's id and hash (or that it is new):
+    // a stale hash must fail as a conflict, not be looked up again.
+    match &input.expected {
+        Expected::Version(Version::Ssm { policy_id, hash }) => {
+            return write(client, arn, input, Some(policy_id), Some(hash)).await
+        }
+        Expected::NoPolicy => return write(client, arn, input, None, None).await,
+        _ => {}
+    }
     let policies = list(client, arn).await?;
     let current = find(&policies, input.known, Some(input.policy))
         .or_else(|| find(&policies, &Known::default(), Some(input.policy)));
     if let Some(same) = current.filter(|p| input.policy.matches(&p.document)) {
         return Ok(same.version.clone());
     }
+    write(
+        client,
+        arn,
+        input,
+        current.and_then(id_of),
+        current.and_then(hash_of),
+    )
+    .await
+}
+
+/// One PutResourcePolicy, never retried by the SDK (see the module comment).
+async fn write(
+    client: &Client,
+    arn: &str,
+    input: &PutInput<'_>,
+    policy_id: Option<&str>,
+    hash: Option<&str>,
+) -> Result<Version, ServiceError> {
     let out = client
         .put_resource_policy()
         .resource_arn(arn)
         .policy(input.policy.text())
-        .set_policy_id(current.and_then(id_of).map(str::to_string))
-        .set_policy_hash(current.and_then(hash_of).map(str::to_string))
+        .set_policy_id(policy_id.map(str::to_string))
+        .set_policy_hash(hash.map(str::to_string))
         .customize()
         .config_override(
             aws_sdk_ssm::config::Builder::default().retry_config(RetryConfig::disabled()),

@@ -3,7 +3,9 @@
 
 use aws_sdk_xray::Client;
 
-use super::{classify, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version};
+use super::{
+    classify, Deleted, ErrorKind, Expected, Facts, LivePolicy, PutInput, ServiceError, Version,
+};
 
 pub const FACTS: Facts = Facts {
     key: "xray",
@@ -27,7 +29,7 @@ fn revision(id: Option<&str>) -> Version {
     Version::Revision(id.unwrap_or_default().to_string())
 }
 
-/// An upsert: no revision is passed, so the template's document always wins.
+/// An upsert unless a precondition is given (revision "0": create only).
 pub async fn put(
     client: &Client,
     name: &str,
@@ -37,6 +39,11 @@ pub async fn put(
         .put_resource_policy()
         .policy_name(name)
         .policy_document(input.policy.text())
+        .set_policy_revision_id(match &input.expected {
+            Expected::NoPolicy => Some("0".to_string()),
+            Expected::Version(Version::Revision(r)) => Some(r.clone()),
+            _ => None,
+        })
         .set_bypass_policy_lockout_check(input.bypass_policy_lockout_check)
         .send()
         .await

@@ -22,6 +22,7 @@ fn policy() -> Policy {
 
 fn input<'a>(p: &'a Policy, known: &'a Known) -> PutInput<'a> {
     PutInput {
+        expected: Default::default(),
         policy: p,
         known,
         confirm_remove_self_resource_access: Some(true),

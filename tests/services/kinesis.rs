@@ -99,6 +99,7 @@ async fn each_error_is_classified() {
             .policy
             .unwrap();
         let input = resource_policy_provider::services::PutInput {
+            expected: Default::default(),
             policy: &p,
             known: &Known::default(),
             confirm_remove_self_resource_access: None,

@@ -204,6 +204,7 @@ async fn each_error_is_classified() {
             .retry_config(sdk_retries(1)));
         let p = param_request().policy.unwrap();
         let input = resource_policy_provider::services::PutInput {
+            expected: Default::default(),
             policy: &p,
             known: &Known::default(),
             confirm_remove_self_resource_access: None,

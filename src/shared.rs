@@ -1,0 +1,269 @@
+//! Shared policies, applied: a read-modify-write of the statements one owner holds in
+//! a target's policy, guarded by the service's own precondition (DynamoDB and X-Ray
+//! revision, Managed Prometheus revisionId, SSM PolicyHash). A precondition failure
+//! re-reads and merges again, with jittered backoff, inside the budget.
+//!
+//! Kinesis has no precondition: there the write is read back at once and, if another
+//! writer's update replaced it (a lost update), merged and written again, a bounded
+//! number of times. That is a weaker guarantee, documented as such.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use tokio::time::{sleep, Instant};
+use tracing::info;
+
+use crate::app::App;
+use crate::apply::ApplyError;
+use crate::attributes::Applied;
+use crate::budget::Budget;
+use crate::policy::Policy;
+use crate::propagation::{wait_until, PollPolicy};
+use crate::request::PolicyRequest;
+use crate::retry::{with_retries, NotFound, RetryError, RetryPolicy};
+use crate::services::{
+    Deleted, ErrorKind, Expected, Known, Landed, LivePolicy, PutInput, Service, Version,
+};
+use crate::statements::{all_present, check_size, merge, MergeError};
+
+/// Rounds of read-merge-write before giving up on a contended policy.
+pub const MAX_ROUNDS: u32 = 12;
+
+/// One owner's change to a shared policy.
+pub struct Change<'a> {
+    pub req: &'a PolicyRequest,
+    /// The Sids this owner held before (an Update's old properties, the ledger's record).
+    pub owned_before: &'a [String],
+    /// The statements it wants now; empty to remove all of its own.
+    pub desired: &'a [Value],
+    /// Which owner holds a Sid that is not this one's, for a conflict's message.
+    pub owners: &'a HashMap<String, String>,
+    pub known: &'a Known,
+}
+
+fn not_applied(reason: String) -> ApplyError {
+    ApplyError::NotApplied {
+        reason,
+        last: None,
+        timed_out: false,
+    }
+}
+
+fn from_retry(e: RetryError) -> ApplyError {
+    match e.landed {
+        Landed::No => ApplyError::NotApplied {
+            reason: e.reason,
+            last: e.last,
+            timed_out: e.timed_out,
+        },
+        Landed::Maybe => ApplyError::Unknown {
+            reason: format!(
+                "the outcome of the write is unknown (it may have taken effect): {}",
+                e.reason
+            ),
+            last: e.last,
+        },
+    }
+}
+
+/// Applies `change` and waits until the policy shows it. `Applied::version` is the
+/// version written (or read, when nothing had to change).
+pub async fn apply(
+    app: &App,
+    change: &Change<'_>,
+    token: &str,
+    budget: &Budget,
+) -> Result<Applied, ApplyError> {
+    let target = &change.req.target;
+    let service = target.service;
+    let retry = RetryPolicy::from_settings(&app.settings);
+    let display = service.facts().display_name;
+    let removed: Vec<&String> = change
+        .owned_before
+        .iter()
+        .filter(|s| {
+            !change
+                .desired
+                .iter()
+                .any(|d| d.get("Sid").and_then(Value::as_str) == Some(s))
+        })
+        .collect();
+    let mut known = change.known.clone();
+    let started = Instant::now();
+    let mut attempts = 0;
+    for round in 1..=MAX_ROUNDS {
+        let what = format!("{display} read of the policy on {target}");
+        let live = with_retries(&what, budget, &retry, NotFound::Final, || {
+            app.clients.read(target, &known)
+        })
+        .await
+        .map_err(from_retry)?
+        .value;
+        let merged = merge(
+            live.as_ref().map(|l| l.document.as_str()),
+            change.owned_before,
+            change.desired,
+            |sid| change.owners.get(sid).cloned(),
+        )
+        .map_err(|e| {
+            not_applied(format!(
+                "the statements cannot be merged into the policy on {target}: {e}"
+            ))
+        })?;
+        if !merged.changed {
+            info!(
+                round,
+                "the policy already holds these statements: nothing to write"
+            );
+            return Ok(Applied {
+                version: live.map(|l| l.version),
+                attempts,
+                propagation: Some(started.elapsed()),
+            });
+        }
+        attempts += 1;
+        let outcome = match &merged.document {
+            None => {
+                let what = format!("{display} DeleteResourcePolicy on {target}");
+                let token = format!("{token}-r{round}");
+                let live_known = live.as_ref().map(|l| l.version.known()).unwrap_or_default();
+                with_retries(&what, budget, &retry, NotFound::Final, || {
+                    app.clients.delete(target, &live_known, None, &token)
+                })
+                .await
+                .map(|d| (d.value == Deleted::Removed).then_some(Version::Unversioned))
+            }
+            Some(doc) => {
+                let text = check_size(doc, service.policy_size_limit(), service.key())
+                    .map_err(|e: MergeError| not_applied(format!("Statements on {target}: {e}")))?;
+                let policy = Policy::from_document(doc.clone());
+                debug_assert_eq!(policy.text(), text);
+                let input = PutInput {
+                    policy: &policy,
+                    expected: match (&live, service) {
+                        (_, Service::Kinesis) => Expected::Anything,
+                        (Some(l), _) => Expected::Version(l.version.clone()),
+                        (None, _) => Expected::NoPolicy,
+                    },
+                    known: &known,
+                    confirm_remove_self_resource_access: change
+                        .req
+                        .confirm_remove_self_resource_access,
+                    bypass_policy_lockout_check: change.req.bypass_policy_lockout_check,
+                    client_token: &format!("{token}-r{round}"),
+                };
+                // One try per round: a conflict must re-read, not write the same merge again.
+                let what = format!("{display} PutResourcePolicy on {target}");
+                let mut once = RetryPolicy {
+                    conflict_max_tries: 1,
+                    ..retry.clone()
+                };
+                once.ambiguous_max_tries = retry.ambiguous_max_tries;
+                with_retries(&what, budget, &once, NotFound::Final, || {
+                    app.clients.put(target, &input)
+                })
+                .await
+                .map(|v| Some(v.value))
+            }
+        };
+        let written = match outcome {
+            Ok(v) => v,
+            Err(e)
+                if e.landed == Landed::No
+                    && e.last.as_ref().is_some_and(|l| {
+                        matches!(l.kind, ErrorKind::Conflict | ErrorKind::NotReady)
+                    }) =>
+            {
+                let delay = retry.backoff(round);
+                if Instant::now() + delay >= budget.work_deadline() {
+                    return Err(from_retry(e));
+                }
+                info!(
+                    round,
+                    delay_ms = delay.as_millis() as u64,
+                    "the policy changed under us: reading and merging again"
+                );
+                sleep(delay).await;
+                continue;
+            }
+            Err(e) => return Err(from_retry(e)),
+        };
+        if let Some(v) = &written {
+            known = match v.known() {
+                k if k.policy_id.is_some() => k,
+                _ => known,
+            };
+        }
+        // Read back: every owned statement present, every removed one gone.
+        let visible = |l: Option<&LivePolicy>| {
+            let doc = l.map(|l| l.document.as_str());
+            all_present(doc, change.desired) && !removed.iter().any(|sid| has_sid(doc, sid))
+        };
+        if service == Service::Kinesis {
+            // Last writer wins: check at once, and merge again if our write was lost.
+            let back = app.clients.read(target, &known).await.ok().flatten();
+            if visible(back.as_ref()) {
+                return Ok(Applied {
+                    version: written,
+                    attempts,
+                    propagation: Some(started.elapsed()),
+                });
+            }
+            info!(
+                round,
+                "a concurrent write replaced ours (Kinesis has no precondition): merging again"
+            );
+            sleep(retry.backoff(round)).await;
+            continue;
+        }
+        if !change.req.wait_for_propagation {
+            return Ok(Applied {
+                version: written,
+                attempts,
+                propagation: None,
+            });
+        }
+        let poll = PollPolicy::from_settings(&app.settings);
+        let what = format!("the merged policy on {target}");
+        let waited = wait_until(
+            &what,
+            budget,
+            &poll,
+            || app.clients.read(target, &known),
+            |l| visible(l),
+        )
+        .await
+        .map_err(|e| ApplyError::NotVisible {
+            reason: format!(
+                "the merged policy was accepted but is not in force: {}",
+                e.reason
+            ),
+            read_error: e.read_error,
+        })?;
+        return Ok(Applied {
+            version: waited.seen.map(|s| s.version).or(written),
+            attempts,
+            propagation: Some(waited.waited),
+        });
+    }
+    Err(ApplyError::NotApplied {
+        reason: format!(
+            "the policy on {target} kept changing under concurrent writers: gave up after {MAX_ROUNDS} rounds of read, merge and write"
+        ),
+        last: None,
+        timed_out: false,
+    })
+}
+
+fn has_sid(doc: Option<&str>, sid: &str) -> bool {
+    let Some(doc) = doc.and_then(|d| serde_json::from_str::<Value>(d).ok()) else {
+        return false;
+    };
+    match doc.get("Statement") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .any(|s| s.get("Sid").and_then(Value::as_str) == Some(sid)),
+        Some(one) => one.get("Sid").and_then(Value::as_str) == Some(sid),
+        None => false,
+    }
+}
