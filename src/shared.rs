@@ -121,7 +121,7 @@ pub async fn apply(
                 propagation: Some(started.elapsed()),
             });
         }
-        attempts += 1;
+        attempts = round;
         let outcome = match &merged.document {
             None => {
                 let what = format!("{display} DeleteResourcePolicy on {target}");
@@ -230,7 +230,7 @@ pub async fn apply(
             budget,
             &poll,
             || app.clients.read(target, &known),
-            |l| visible(l),
+            visible,
         )
         .await
         .map_err(|e| ApplyError::NotVisible {
