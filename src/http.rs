@@ -6,11 +6,11 @@
 //! there is one HTTP stack (hyper 1, rustls 0.23) in the binary instead of the SDK's
 //! bundled one (aws-lc-rs) next to reqwest's.
 //!
-//! Trust is the standard one: the system store, or `SSL_CERT_FILE` / `SSL_CERT_DIR`
-//! (`rustls-native-certs`). Reading it costs a few milliseconds (about 150 files on
-//! Debian), so it is read on first use, by the first certificate to verify, or earlier
-//! by [`preload_roots`] on a side thread; a process that only speaks plain HTTP never
-//! reads it.
+//! Trust is the standard one: `SSL_CERT_FILE` / `SSL_CERT_DIR`, else the system bundle
+//! (`rustls-native-certs`, `openssl-probe`). Reading and parsing it costs a millisecond
+//! or two of CPU (some 150 certificates), so it is read once, by [`preload_roots`] on a
+//! side thread during init, or by the first certificate to verify, whichever comes
+//! first.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -94,7 +94,7 @@ pub fn preload_roots() {
 fn roots() -> &'static Result<Arc<WebPkiServerVerifier>, String> {
     static ROOTS: OnceLock<Result<Arc<WebPkiServerVerifier>, String>> = OnceLock::new();
     ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
+        let found = load_roots();
         if !found.errors.is_empty() {
             tracing::warn!(
                 "some trusted root certificates were unreadable: {:?}",
@@ -116,6 +116,19 @@ fn roots() -> &'static Result<Arc<WebPkiServerVerifier>, String> {
                 why
             })
     })
+}
+
+/// The standard trust store: `SSL_CERT_FILE` / `SSL_CERT_DIR` when either is set;
+/// otherwise the system bundle file, the one OpenSSL loads (its hashed directory holds
+/// the same certificates again, some 300 more files to open on Debian, and OpenSSL only
+/// looks there by hash), or that directory when there is no bundle.
+fn load_roots() -> rustls_native_certs::CertificateResult {
+    if !openssl_probe::has_ssl_cert_env_vars() {
+        if let Some(file) = openssl_probe::probe().cert_file {
+            return rustls_native_certs::load_certs_from_paths(Some(&file), None);
+        }
+    }
+    rustls_native_certs::load_native_certs()
 }
 
 fn tls_provider() -> Arc<CryptoProvider> {

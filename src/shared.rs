@@ -3,9 +3,11 @@
 //! revision, Managed Prometheus revisionId, SSM PolicyHash). A precondition failure
 //! re-reads and merges again, with jittered backoff, inside the budget.
 //!
-//! Kinesis has no precondition: there the write is read back at once and, if another
-//! writer's update replaced it (a lost update), merged and written again, a bounded
-//! number of times. That is a weaker guarantee, documented as such.
+//! Kinesis has no precondition: there the write is read back several times over a
+//! settle window (about 1.5 s) and, if another writer's update replaced it (a lost
+//! update), merged and written again, a bounded number of times. A writer that
+//! replaces it after that window is not seen: a weaker guarantee, documented as such
+//! (drift repair and the reconcile restore such a statement from the ledger).
 
 use std::collections::HashMap;
 
@@ -154,11 +156,7 @@ pub async fn apply(
                 };
                 // One try per round: a conflict must re-read, not write the same merge again.
                 let what = format!("{display} PutResourcePolicy on {target}");
-                let mut once = RetryPolicy {
-                    conflict_max_tries: 1,
-                    ..retry.clone()
-                };
-                once.ambiguous_max_tries = retry.ambiguous_max_tries;
+                let once = retry.single_write();
                 with_retries(&what, budget, &once, NotFound::Final, || {
                     app.clients.put(target, &input)
                 })
@@ -200,9 +198,9 @@ pub async fn apply(
             all_present(doc, change.desired) && !removed.iter().any(|sid| has_sid(doc, sid))
         };
         if service == Service::Kinesis {
-            // Last writer wins: check at once, and merge again if our write was lost.
-            let back = app.clients.read(target, &known).await.ok().flatten();
-            if visible(back.as_ref()) {
+            // Last writer wins: a writer that read before our write may replace it later.
+            // Check again over a settle window, and merge again if our write was lost.
+            if settled(app, target, &known, budget, &visible).await {
                 return Ok(Applied {
                     version: written,
                     attempts,
@@ -253,6 +251,32 @@ pub async fn apply(
         last: None,
         timed_out: false,
     })
+}
+
+/// Pauses after a Kinesis write at which the policy is read again: a concurrent
+/// writer's lost update shows within this window (about 1.5 s in all).
+const SETTLE_CHECKS_MS: [u64; 4] = [50, 200, 450, 800];
+
+/// Whether the write is still there at every check of the settle window.
+async fn settled(
+    app: &App,
+    target: &crate::target::Target,
+    known: &Known,
+    budget: &Budget,
+    visible: &impl Fn(Option<&LivePolicy>) -> bool,
+) -> bool {
+    for pause in SETTLE_CHECKS_MS {
+        let pause = std::time::Duration::from_millis(pause);
+        if Instant::now() + pause >= budget.work_deadline() {
+            break;
+        }
+        sleep(pause).await;
+        let back = app.clients.read(target, known).await.ok().flatten();
+        if !visible(back.as_ref()) {
+            return false;
+        }
+    }
+    true
 }
 
 fn has_sid(doc: Option<&str>, sid: &str) -> bool {

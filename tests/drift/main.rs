@@ -1,11 +1,13 @@
-//! Drift repair and the reconcile against real peers: the ledger in moto's DynamoDB,
-//! the targets on the project's test server, the whole handler from event text to
-//! answer. CloudTrail-shaped events are built as EventBridge delivers them.
+//! Drift repair, the reconcile and shared policies against real peers: the ledger in
+//! moto's DynamoDB, the targets on moto and the project's test server, the whole
+//! handler from event text to answer. CloudTrail-shaped events are built as
+//! EventBridge delivers them.
 
 mod peers;
 #[allow(dead_code)]
 #[path = "../handler/recorder.rs"]
 mod recorder;
+mod shared;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -110,7 +112,9 @@ async fn world() -> World {
             .build()
     });
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&invoke_rule]);
+    let kinesis = aws_sdk_kinesis::Client::new(&config(moto.url.clone()).await);
     let clients = Clients::new(config(server.url.clone()).await)
+        .with_kinesis("us-east-1", kinesis)
         .with_dynamodb("us-east-1", ddb)
         .with_lambda("us-east-1", lambda);
     let app = Arc::new(App {
