@@ -38,7 +38,7 @@ def provider_stack(ministack, stacks, provider_code):
 
 def test_template_yaml_deploys_through_the_sam_transform(ministack, provider_stack):
     out = provider_stack.outputs
-    assert set(out) == {"ServiceToken", "FunctionName", "FunctionRoleArn", "LogGroupName"}, out
+    assert set(out) == {"ServiceToken", "FunctionName", "FunctionRoleArn", "LogGroupName", "ApplyEventBusName"}, out
     exports = {e["Name"]: e["Value"] for e in ministack.client("cloudformation").list_exports()["Exports"]}
     assert exports[f"{PROVIDER_STACK}-ServiceToken"] == out["ServiceToken"]
 
