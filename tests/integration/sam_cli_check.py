@@ -89,7 +89,7 @@ def test_build_package_deploy_against_ministack(sam, ministack, stacks, aws):
     aws("s3").create_bucket(Bucket="sam-artifacts")
     packaged = BUILD_DIR / "packaged.yaml"
     pkg = run_sam(sam, "package", "--template-file", str(BUILD_DIR / "template.yaml"), "--s3-bucket", "sam-artifacts",
-                  "--output-template-file", str(packaged), endpoint=ministack.url)
+                  "--output-template-file", str(packaged), "--language-extensions", endpoint=ministack.url)
     assert pkg.returncode == 0, pkg.stdout + pkg.stderr
     assert "s3://sam-artifacts/" in packaged.read_text()
 
