@@ -54,10 +54,16 @@ def test_template_yaml_deploys_through_the_sam_transform(ministack, provider_sta
 
     # Cross-account: CloudFormation may invoke, only on behalf of the listed account.
     statements = json.loads(lam.get_policy(FunctionName=out["FunctionName"])["Policy"])["Statement"]
-    assert [(s["Principal"], s["Action"], s["Condition"]) for s in statements] == [
-        ({"Service": "cloudformation.amazonaws.com"}, "lambda:InvokeFunction",
-         {"StringEquals": {"AWS:SourceAccount": READER}})
+    by_cloudformation = [s for s in statements if s["Principal"] == {"Service": "cloudformation.amazonaws.com"}]
+    assert [(s["Action"], s["Condition"]) for s in by_cloudformation] == [
+        ("lambda:InvokeFunction", {"StringEquals": {"AWS:SourceAccount": READER}})
     ]
+    # The only other invoker: EventBridge, for the rule on the dedicated apply bus.
+    others = [s for s in statements if s not in by_cloudformation]
+    assert [(s["Principal"], s["Action"]) for s in others] == [
+        ({"Service": "events.amazonaws.com"}, "lambda:InvokeFunction")
+    ], others
+    assert f"rule/{out['ApplyEventBusName']}/" in json.dumps(others[0]["Condition"])
 
     # The execution role SAM made holds the template's least-privilege statements.
     role = out["FunctionRoleArn"].rsplit("/", 1)[1]
