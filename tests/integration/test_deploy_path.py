@@ -142,14 +142,15 @@ def test_all_services_example_dynamodb_and_kinesis_parts(ministack, stacks, prov
     assert kinesis_policy(kinesis, kinesis_arn) is None
 
 
-@pytest.mark.parametrize("service", ["dynamodb", "kinesis", "xray", "aps", "ssm"])
-def test_cloudtrail_sample_is_acknowledged_by_the_deployed_function(ministack, provider_stack, service):
-    """The function deployed from template.yaml, invoked directly with each sample
-    drift event (as `cargo lambda invoke --data-file` would): acknowledged, ignored
-    until the ledger exists. (ministack refuses aws.* sources on PutEvents.)"""
-    sample = REPO_ROOT / "events" / f"cloudtrail-{service}-put.json"
+@pytest.mark.parametrize("sample", [f"cloudtrail-{s}-put.json" for s in ("dynamodb", "kinesis", "xray", "aps", "ssm")]
+                         + ["reconcile-scheduled.json", "reconcile-request.json"])
+def test_drift_and_reconcile_samples_are_acknowledged_by_the_deployed_function(ministack, provider_stack, sample):
+    """The function deployed from template.yaml (DriftRepair disabled: no ledger), invoked
+    directly with each sample drift and reconcile event (as `cargo lambda invoke
+    --data-file` would): acknowledged and ignored. (ministack refuses aws.* sources on
+    PutEvents, so they cannot go through a bus.)"""
     got = ministack.client("lambda").invoke(FunctionName=provider_stack.outputs["FunctionName"],
-                                            Payload=sample.read_bytes())
+                                            Payload=(REPO_ROOT / "events" / sample).read_bytes())
     body = json.loads(got["Payload"].read())
     assert "FunctionError" not in got, body
     assert body["Status"] == "IGNORED", body
