@@ -53,7 +53,8 @@ impl ApplyError {
         }
     }
 
-    fn from_write(e: RetryError) -> Self {
+    /// A write's retries ended: whether anything may have landed decides the kind.
+    pub(crate) fn from_write(e: RetryError) -> Self {
         match e.landed {
             Landed::No => ApplyError::NotApplied {
                 reason: e.reason,

@@ -19,6 +19,14 @@ pub struct Applied {
 }
 
 impl Applied {
+    /// The PolicyId the write left (SSM), or the one already known.
+    pub fn policy_id_or(&self, known: &crate::services::Known) -> Option<String> {
+        self.version
+            .as_ref()
+            .and_then(|v| v.known().policy_id)
+            .or_else(|| known.policy_id.clone())
+    }
+
     /// `Service`, `ResourceArn` or `PolicyName` and `Region`, the service's version
     /// fields, `Attempts` and `PropagationMs`.
     pub fn attributes(&self, target: &Target) -> HashMap<String, String> {

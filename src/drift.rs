@@ -13,11 +13,11 @@ use crate::app::App;
 use crate::apply::put_policy;
 use crate::budget::Budget;
 use crate::error::InvocationError;
-use crate::ledger::{Counts, Desired, Ledger, Settle};
+use crate::ledger::{Counts, Desired, Ledger, Settle, Ticket};
 use crate::metrics;
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
-use crate::services::{Known, Service};
+use crate::services::{Known, LivePolicy, Service};
 use crate::shared;
 use crate::statements::all_present;
 use crate::target::Target;
@@ -196,9 +196,9 @@ pub async fn check(
     let known = Known {
         policy_id: desired.policy_id.clone(),
     };
-    let live = match app.clients.read(&req.target, &known).await {
+    let live = match read_live(app, &req.target, &known).await {
         Ok(live) => live,
-        Err(e) => return Checked::Failed(format!("reading the live policy failed: {e}")),
+        Err(checked) => return checked,
     };
     let Some(policy) = &req.policy else {
         return Checked::Failed("the ledger holds no policy".into());
@@ -207,19 +207,14 @@ pub async fn check(
         return Checked::InSync;
     }
     info!(target = %desired.target_id, "drift: the live policy differs from the desired one");
-    let ticket = match ledger.begin_repair(desired, token).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return Checked::InFlight,
-        Err(e) => return Checked::Failed(e.to_string()),
+    let ticket = match begin_repair(ledger, desired, token).await {
+        Ok(t) => t,
+        Err(checked) => return checked,
     };
     match put_policy(app, &req, &known, NotFound::Final, token, budget).await {
         Ok(applied) => {
             let settle = Settle {
-                policy_id: applied
-                    .version
-                    .as_ref()
-                    .and_then(|v| v.known().policy_id)
-                    .or(known.policy_id),
+                policy_id: applied.policy_id_or(&known),
                 revision: applied.version.as_ref().map(|v| v.to_string()),
                 ..Settle::default()
             };
@@ -237,6 +232,27 @@ pub async fn check(
             Checked::Failed(e.to_string())
         }
     }
+}
+
+/// Marks a repair in flight, unless something changed since the ledger was read.
+async fn begin_repair(ledger: &Ledger, desired: &Desired, token: &str) -> Result<Ticket, Checked> {
+    match ledger.begin_repair(desired, token).await {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(Checked::InFlight),
+        Err(e) => Err(Checked::Failed(e.to_string())),
+    }
+}
+
+/// The live policy, or the check's failure.
+async fn read_live(
+    app: &App,
+    target: &Target,
+    known: &Known,
+) -> Result<Option<LivePolicy>, Checked> {
+    app.clients
+        .read(target, known)
+        .await
+        .map_err(|e| Checked::Failed(format!("reading the live policy failed: {e}")))
 }
 
 /// A shared policy: every owner's statements must be there as recorded; statements
@@ -266,18 +282,17 @@ async fn check_statements(
     let known = Known {
         policy_id: desired.policy_id.clone(),
     };
-    let live = match app.clients.read(&req.target, &known).await {
+    let live = match read_live(app, &req.target, &known).await {
         Ok(live) => live,
-        Err(e) => return Checked::Failed(format!("reading the live policy failed: {e}")),
+        Err(checked) => return checked,
     };
     if all_present(live.as_ref().map(|l| l.document.as_str()), &owned) {
         return Checked::InSync;
     }
     info!(target = %desired.target_id, "drift: owned statements are missing or changed");
-    let ticket = match ledger.begin_repair(desired, token).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return Checked::InFlight,
-        Err(e) => return Checked::Failed(e.to_string()),
+    let ticket = match begin_repair(ledger, desired, token).await {
+        Ok(t) => t,
+        Err(checked) => return checked,
     };
     let change = shared::Change {
         req: &req,

@@ -125,11 +125,7 @@ pub async fn put(
         policy_text: req.policy.as_ref().map(|p| p.text().to_string()),
         service: Some(req.target.service.key().to_string()),
         owner: Some(owner.to_string()),
-        policy_id: applied
-            .version
-            .as_ref()
-            .and_then(|v| v.known().policy_id)
-            .or(known.policy_id),
+        policy_id: applied.policy_id_or(&known),
         revision: applied.version.as_ref().map(|v| v.to_string()),
     };
     match ledger.settle_put(&ticket, settle).await {

@@ -22,7 +22,7 @@ use crate::budget::Budget;
 use crate::policy::Policy;
 use crate::propagation::{wait_until, PollPolicy};
 use crate::request::PolicyRequest;
-use crate::retry::{with_retries, NotFound, RetryError, RetryPolicy};
+use crate::retry::{with_retries, NotFound, RetryPolicy};
 use crate::services::{
     Deleted, ErrorKind, Expected, Known, Landed, LivePolicy, PutInput, Service, Version,
 };
@@ -48,23 +48,6 @@ fn not_applied(reason: String) -> ApplyError {
         reason,
         last: None,
         timed_out: false,
-    }
-}
-
-fn from_retry(e: RetryError) -> ApplyError {
-    match e.landed {
-        Landed::No => ApplyError::NotApplied {
-            reason: e.reason,
-            last: e.last,
-            timed_out: e.timed_out,
-        },
-        Landed::Maybe => ApplyError::Unknown {
-            reason: format!(
-                "the outcome of the write is unknown (it may have taken effect): {}",
-                e.reason
-            ),
-            last: e.last,
-        },
     }
 }
 
@@ -99,7 +82,7 @@ pub async fn apply(
             app.clients.read(target, &known)
         })
         .await
-        .map_err(from_retry)?
+        .map_err(ApplyError::from_write)?
         .value;
         let merged = merge(
             live.as_ref().map(|l| l.document.as_str()),
@@ -174,7 +157,7 @@ pub async fn apply(
             {
                 let delay = retry.backoff(round);
                 if Instant::now() + delay >= budget.work_deadline() {
-                    return Err(from_retry(e));
+                    return Err(ApplyError::from_write(e));
                 }
                 info!(
                     round,
@@ -184,7 +167,7 @@ pub async fn apply(
                 sleep(delay).await;
                 continue;
             }
-            Err(e) => return Err(from_retry(e)),
+            Err(e) => return Err(ApplyError::from_write(e)),
         };
         if let Some(v) = &written {
             known = match v.known() {

@@ -518,6 +518,8 @@ def main():
     args.modes = args.modes.split(",")
     args.extra_env = dict(e.split("=", 1) for e in args.env)
     args.binary = os.path.abspath(args.binary)
+    if args.crhelper_python and os.sep in args.crhelper_python:
+        args.crhelper_python = os.path.abspath(args.crhelper_python)  # it runs in tests/bench
     if not os.access(args.binary, os.X_OK):
         raise SystemExit("cold_start: no binary at %s" % args.binary)
     impls = ["ours"] if args.no_crhelper or not args.crhelper_python else ["ours", "crhelper"]
@@ -546,16 +548,20 @@ def main():
             for mode in args.modes:
                 bench.cold(impl, mode, args.services[0])
 
+        # Each round runs every (mode, implementation, service) once, the order of the
+        # implementations and of the modes swapped every other round, so that a busy
+        # moment on the machine does not land on one side only.
         results = {}
-        for mode in args.modes:
-            for i in range(args.runs):
+        for i in range(args.runs):
+            for mode in (args.modes if i % 2 == 0 else args.modes[::-1]):
                 for impl in (impls if i % 2 == 0 else impls[::-1]):
                     for service in args.services:
                         r = bench.cold(impl, mode, service)
                         figures = results.setdefault((impl, mode, service), {})
                         for k, v in r.items():
                             figures.setdefault(k, []).append(v)
-                print("  %s round %d/%d done" % (mode, i + 1, args.runs), file=sys.stderr, flush=True)
+            print("  round %d/%d done" % (i + 1, args.runs), file=sys.stderr, flush=True)
+        for mode in args.modes:
             for impl in impls:
                 for service in args.services:
                     results[(impl, mode, service)]["warm"] = bench.warm(impl, mode, service, args.runs)

@@ -3,6 +3,7 @@
 //! handler from event text to answer. CloudTrail-shaped events are built as
 //! EventBridge delivers them.
 
+#[path = "../common/peers.rs"]
 mod peers;
 #[allow(dead_code)]
 #[path = "../handler/recorder.rs"]

@@ -5,6 +5,9 @@
 mod aps;
 mod dynamodb;
 mod kinesis;
+#[allow(dead_code)]
+#[path = "../common/peers.rs"]
+mod peers;
 mod ssm;
 mod ssm_peer;
 mod support;
