@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from deploy_path import (ALL_SERVICES, CAPABILITIES, DYNAMODB_AND_KINESIS, MINIMAL, PROVIDER_STACK,
+from deploy_path import (ALL_SERVICES, CAPABILITIES, DYNAMODB_AND_KINESIS, EXAMPLES, MINIMAL, PROVIDER_STACK,
                          load_template, outputs_by_resource, packaged_template, policy_with_extra_action,
                          provider_parameters, template_part)
 from harness import MINISTACK_ACCOUNT, REPO_ROOT
@@ -140,6 +140,31 @@ def test_all_services_example_dynamodb_and_kinesis_parts(ministack, stacks, prov
     deleted = stacks.delete(created)
     assert deleted.status == "DELETE_COMPLETE", deleted.describe()
     assert kinesis_policy(kinesis, kinesis_arn) is None
+
+
+def test_shared_table_examples_each_own_their_statements(ministack, stacks, provider_stack, aws, unique_name):
+    """examples/shared-table-owner.yaml and shared-table-analytics.yaml: two stacks, one
+    table policy, each stack owning its statement (Statements); deleting the second
+    leaves the first's."""
+    ddb = aws("dynamodb")
+    owner = stacks.create("shared-table-owner", EXAMPLES / "shared-table-owner.yaml",
+                          parameters={"TableName": unique_name("shared")})
+    assert owner.status == "CREATE_COMPLETE", owner.describe()
+    assert owner.outputs["OwnedSids"] == "OwnerReadWrite"
+    table_arn = owner.outputs["TableArn"]
+
+    analytics = stacks.create("shared-table-analytics", EXAMPLES / "shared-table-analytics.yaml",
+                              parameters={"AnalyticsAccountId": READER})
+    assert analytics.status == "CREATE_COMPLETE", analytics.describe()
+    assert analytics.outputs["OwnedSids"] == "AnalyticsRead"
+    text, revision = ddb_policy(ddb, table_arn)
+    assert [st["Sid"] for st in json.loads(text)["Statement"]] == ["OwnerReadWrite", "AnalyticsRead"]
+    assert revision == analytics.outputs["PolicyRevisionId"]
+
+    assert stacks.delete(analytics).status == "DELETE_COMPLETE"
+    text, _ = ddb_policy(ddb, table_arn)
+    assert [st["Sid"] for st in json.loads(text)["Statement"]] == ["OwnerReadWrite"]
+    assert stacks.delete(owner).status == "DELETE_COMPLETE"
 
 
 @pytest.mark.parametrize("sample", [f"cloudtrail-{s}-put.json" for s in ("dynamodb", "kinesis", "xray", "aps", "ssm")]
