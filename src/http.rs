@@ -332,3 +332,136 @@ fn connector_error(e: reqwest::Error) -> ConnectorError {
         ConnectorError::io(e.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::Region;
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Answers each connection's requests with `answers`, in turn; returns the port and
+    /// the requests seen (head and body as text).
+    async fn server(answers: Vec<(u16, &'static str)>) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut answers = answers.into_iter();
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                loop {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let text = loop {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            break None;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    let l = l.to_ascii_lowercase();
+                                    l.strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap())
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + length {
+                                break Some(text);
+                            }
+                        }
+                    };
+                    let Some(text) = text else { break };
+                    log.lock().unwrap().push(text);
+                    let (status, body) = answers.next().expect("an answer left");
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.0\r\n\
+                         content-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    sock.write_all(reply.as_bytes()).await.unwrap();
+                }
+            }
+        });
+        (port, seen)
+    }
+
+    async fn dynamodb(endpoint: String, attempts: u32) -> aws_sdk_dynamodb::Client {
+        let settings = Settings {
+            sdk_max_attempts: attempts,
+            ..Settings::default()
+        };
+        let config = sdk_loader(&settings)
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(attempts)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&config)
+    }
+
+    #[tokio::test]
+    async fn sdk_calls_go_through_reqwest_with_headers_body_and_answer_intact() {
+        let (port, seen) = server(vec![
+            (500, r#"{"__type":"InternalServerError","message":"again"}"#),
+            (200, r#"{"RevisionId":"r-1"}"#),
+        ])
+        .await;
+        let client = dynamodb(format!("http://127.0.0.1:{port}"), 3).await;
+        let out = client
+            .put_resource_policy()
+            .resource_arn("arn:aws:dynamodb:us-east-1:123456789012:table/t")
+            .policy("{}")
+            .send()
+            .await
+            .expect("a 500 then a 200: the SDK retries over this client");
+        assert_eq!(out.revision_id(), Some("r-1"));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        let request = seen[1].to_ascii_lowercase();
+        assert!(request.starts_with("post / http/1.1"), "{request}");
+        assert!(request.contains("x-amz-target: dynamodb_20120810.putresourcepolicy"));
+        assert!(request.contains("authorization: aws4-hmac-sha256"));
+        assert!(request.contains(r#""policy":"{}""#), "{request}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_io_error_the_sdk_retries() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client = dynamodb(format!("http://127.0.0.1:{port}"), 2).await;
+        let err = client
+            .get_resource_policy()
+            .resource_arn("arn:aws:dynamodb:us-east-1:123456789012:table/t")
+            .send()
+            .await
+            .expect_err("nothing listens");
+        match err {
+            SdkError::DispatchFailure(f) => assert!(f.is_io(), "{f:?}"),
+            other => panic!("expected a dispatch failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_tls_configuration_on_ring() {
+        let a = tls_config();
+        let b = tls_config();
+        assert!(std::ptr::eq(a, b));
+        assert!(!a.crypto_provider().cipher_suites.is_empty());
+        assert!(a.alpn_protocols.is_empty());
+    }
+}
