@@ -303,34 +303,31 @@ impl HttpConnector for ReqwestConnector {
 /// Timeouts and I/O failures are transient (the SDK retries them); a TLS failure such
 /// as an untrusted certificate, or a request that cannot be built, is not.
 fn connector_error(e: reqwest::Error) -> ConnectorError {
-    let tls = {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        let mut found = false;
-        while let Some(s) = source {
-            if s.is::<rustls::Error>() {
-                found = true;
-                break;
-            }
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                if io
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<rustls::Error>())
-                {
-                    found = true;
-                    break;
-                }
-            }
-            source = s.source();
-        }
-        found
-    };
     if e.is_timeout() {
         ConnectorError::timeout(e.into())
-    } else if tls || e.is_builder() {
+    } else if e.is_builder() || is_tls_failure(&e) {
         ConnectorError::other(e.into(), None)
     } else {
         ConnectorError::io(e.into())
     }
+}
+
+/// Whether a rustls error is among the causes. hyper-rustls nests it two `io::Error`s
+/// deep, and an `io::Error`'s `source()` skips its payload, so payloads are visited.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 #[cfg(test)]
@@ -454,6 +451,22 @@ mod tests {
             SdkError::DispatchFailure(f) => assert!(f.is_io(), "{f:?}"),
             other => panic!("expected a dispatch failure, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_rustls_error_nested_in_io_errors_is_a_tls_failure() {
+        let rejected = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert!(is_tls_failure(&rejected));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!is_tls_failure(&refused));
+        let eof = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "tls handshake eof",
+        ));
+        assert!(!is_tls_failure(&eof));
     }
 
     #[test]
