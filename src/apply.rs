@@ -106,6 +106,7 @@ pub async fn put_policy(
     let input = PutInput {
         policy,
         expected: Expected::Anything,
+        resendable: true,
         known,
         confirm_remove_self_resource_access: req.confirm_remove_self_resource_access,
         bypass_policy_lockout_check: req.bypass_policy_lockout_check,

@@ -95,39 +95,31 @@ pub fn read_event(event: &Value, own_role: Option<&str>) -> Result<Trail, Invali
     identify(service, params, region, account).map(Trail::Check)
 }
 
-/// The target named in `requestParameters` (key names read case-insensitively).
+/// The target named in `requestParameters`, under the service's own key (read
+/// case-insensitively: `resourceArn`, `resourceARN`, `policyName`, `workspaceId`).
 fn identify(
     service: Service,
     params: &Map<String, Value>,
     region: &str,
     account: &str,
 ) -> Result<Target, InvalidRequest> {
-    let get = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .and_then(|(_, v)| v.as_str())
-    };
-    let bad = |e: String| InvalidRequest::new("requestParameters", e);
-    if let Some(arn) = get("resourceArn") {
-        return Target::from_arn(arn).map_err(bad);
-    }
-    if let (Service::XRay, Some(name)) = (service, get("policyName")) {
-        return Target::xray(name, region).map_err(bad);
-    }
-    if let (Service::Aps, Some(id)) = (service, get("workspaceId")) {
-        let partition = match region {
-            r if r.starts_with("cn-") => "aws-cn",
-            r if r.starts_with("us-gov-") => "aws-us-gov",
-            _ => "aws",
-        };
-        let arn = format!("arn:{partition}:aps:{region}:{account}:workspace/{id}");
-        return Target::from_arn(&arn).map_err(bad);
-    }
-    Err(bad(format!(
-        "requestParameters names no target (resourceArn, policyName or workspaceId); keys: {:?}",
-        params.keys().collect::<Vec<_>>()
-    )))
+    let key = service.facts().trail_key;
+    let value = params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .and_then(|(_, v)| v.as_str())
+        .ok_or_else(|| {
+            InvalidRequest::new(
+                "requestParameters",
+                format!(
+                    "requestParameters names no target ({key}); keys: {:?}",
+                    params.keys().collect::<Vec<_>>()
+                ),
+            )
+        })?;
+    service
+        .target_from_trail(value, region, account)
+        .map_err(|e| InvalidRequest::new("requestParameters", e))
 }
 
 /// What a check found.

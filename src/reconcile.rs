@@ -26,6 +26,7 @@ use crate::drift::{check, Checked};
 use crate::error::InvocationError;
 use crate::ledger::{now_ms, Counts, WalkRefused};
 use crate::metrics;
+use crate::request::{PolicyNeeded, PolicyRequest};
 use crate::services::Service;
 
 /// Targets read from the ledger per page; a page is finished before the budget check.
@@ -115,7 +116,7 @@ pub async fn handle(
             let limits = limits.clone();
             let token = format!("{}-{}", walk.walk_id, desired.version);
             tasks.spawn(async move {
-                let Some(service) = service_of(&desired) else {
+                let Some(service) = service_of(&app, &desired) else {
                     return (None, Checked::Failed("unknown service".into()));
                 };
                 let _permit = limits[&service].clone().acquire_owned().await;
@@ -151,12 +152,10 @@ pub async fn handle(
     }
 }
 
-fn service_of(d: &crate::ledger::Desired) -> Option<Service> {
+fn service_of(app: &App, d: &crate::ledger::Desired) -> Option<Service> {
     let props = d.request.as_ref()?;
-    match props.get("ResourceArn").and_then(Value::as_str) {
-        Some(arn) => crate::target::Target::from_arn(arn).ok().map(|t| t.service),
-        None => Some(Service::XRay),
-    }
+    let req = PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No).ok()?;
+    Some(req.target.service)
 }
 
 fn totals(c: Counts) -> Value {

@@ -56,6 +56,14 @@ impl RetryPolicy {
         }
     }
 
+    /// No retry of throttling or 5xx either: the caller reads again first.
+    pub fn once(self) -> RetryPolicy {
+        RetryPolicy {
+            transient_max_tries: 1,
+            ..self
+        }
+    }
+
     /// Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(n-1))].
     pub fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self

@@ -23,9 +23,7 @@ use crate::policy::Policy;
 use crate::propagation::{wait_until, PollPolicy};
 use crate::request::PolicyRequest;
 use crate::retry::{with_retries, NotFound, RetryPolicy};
-use crate::services::{
-    Deleted, ErrorKind, Expected, Known, Landed, LivePolicy, PutInput, Service, Version,
-};
+use crate::services::{Deleted, ErrorKind, Expected, Known, LivePolicy, PutInput, Version};
 use crate::statements::{all_present, check_size, merge, MergeError};
 
 /// Rounds of read-merge-write before giving up on a contended policy.
@@ -63,6 +61,9 @@ pub async fn apply(
     let service = target.service;
     let retry = RetryPolicy::from_settings(&app.settings);
     let display = service.facts().display_name;
+    // Without a precondition (Kinesis) a write is only as fresh as the read before
+    // it: no retry may resend it later, every failure reads and merges again.
+    let guarded = service.facts().has_precondition;
     let removed: Vec<&String> = change
         .owned_before
         .iter()
@@ -125,11 +126,12 @@ pub async fn apply(
                 debug_assert_eq!(policy.text(), text);
                 let input = PutInput {
                     policy: &policy,
-                    expected: match (&live, service) {
-                        (_, Service::Kinesis) => Expected::Anything,
-                        (Some(l), _) => Expected::Version(l.version.clone()),
-                        (None, _) => Expected::NoPolicy,
+                    expected: match &live {
+                        _ if !guarded => Expected::Anything,
+                        Some(l) => Expected::Version(l.version.clone()),
+                        None => Expected::NoPolicy,
                     },
+                    resendable: guarded,
                     known: &known,
                     confirm_remove_self_resource_access: change
                         .req
@@ -139,7 +141,11 @@ pub async fn apply(
                 };
                 // One try per round: a conflict must re-read, not write the same merge again.
                 let what = format!("{display} PutResourcePolicy on {target}");
-                let once = retry.single_write();
+                let once = if guarded {
+                    retry.single_write()
+                } else {
+                    retry.single_write().once()
+                };
                 with_retries(&what, budget, &once, NotFound::Final, || {
                     app.clients.put(target, &input)
                 })
@@ -149,11 +155,15 @@ pub async fn apply(
         };
         let written = match outcome {
             Ok(v) => v,
+            // A conflict (or "not ready") re-reads and merges again, even after an
+            // attempt whose answer was lost: if that one landed, the merge finds
+            // nothing left to change.
             Err(e)
-                if e.landed == Landed::No
-                    && e.last.as_ref().is_some_and(|l| {
-                        matches!(l.kind, ErrorKind::Conflict | ErrorKind::NotReady)
-                    }) =>
+                if e.last.as_ref().is_some_and(|l| {
+                    matches!(l.kind, ErrorKind::Conflict | ErrorKind::NotReady)
+                        || (!guarded
+                            && matches!(l.kind, ErrorKind::Throttled | ErrorKind::Transient))
+                }) =>
             {
                 let delay = retry.backoff(round);
                 if Instant::now() + delay >= budget.work_deadline() {
@@ -180,7 +190,7 @@ pub async fn apply(
             let doc = l.map(|l| l.document.as_str());
             all_present(doc, change.desired) && !removed.iter().any(|sid| has_sid(doc, sid))
         };
-        if service == Service::Kinesis {
+        if !guarded {
             // Last writer wins: a writer that read before our write may replace it later.
             // Check again over a settle window, and merge again if our write was lost.
             if settled(app, target, &known, budget, &visible).await {

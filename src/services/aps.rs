@@ -17,6 +17,8 @@ pub const FACTS: Facts = Facts {
     size_limit: None,
     options: &[],
     arn_resource: Some(arn_resource),
+    has_precondition: true,
+    trail_key: "workspaceId",
     many_policies_per_resource: false,
 };
 

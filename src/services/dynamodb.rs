@@ -17,6 +17,8 @@ pub const FACTS: Facts = Facts {
     size_limit: Some(20 * 1024),
     options: &["ConfirmRemoveSelfResourceAccess"],
     arn_resource: Some(arn_resource),
+    has_precondition: true,
+    trail_key: "resourceArn",
     many_policies_per_resource: false,
 };
 

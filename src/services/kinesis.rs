@@ -16,6 +16,8 @@ pub const FACTS: Facts = Facts {
     size_limit: None,
     options: &[],
     arn_resource: Some(arn_resource),
+    has_precondition: false,
+    trail_key: "resourceArn",
     many_policies_per_resource: false,
 };
 
@@ -56,13 +58,22 @@ pub async fn put(
     arn: &str,
     input: &PutInput<'_>,
 ) -> Result<Version, ServiceError> {
-    client
+    let put = client
         .put_resource_policy()
         .resource_arn(arn)
-        .policy(input.policy.text())
-        .send()
-        .await
-        .map_err(|e| classify(&e, kind))?;
+        .policy(input.policy.text());
+    let put = if input.resendable {
+        put.send().await
+    } else {
+        put.customize()
+            .config_override(
+                aws_sdk_kinesis::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await
+    };
+    put.map_err(|e| classify(&e, kind))?;
     Ok(Version::Unversioned)
 }
 

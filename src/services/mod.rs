@@ -52,6 +52,12 @@ pub struct Facts {
     /// The resource kinds an ARN of this service may name (the part after the
     /// account, split at `/`); `None`: the service has no ARNs (X-Ray).
     pub arn_resource: Option<ArnResource>,
+    /// Whether a put can be made conditional on the version read (a read-modify-write
+    /// is then safe); Kinesis has no such precondition.
+    pub has_precondition: bool,
+    /// The `requestParameters` key that names the target in the service's CloudTrail
+    /// events (read case-insensitively).
+    pub trail_key: &'static str,
     /// Whether one resource can hold several policies, told apart by a PolicyId
     /// (SSM): the physical id then carries it, and a read needs it.
     pub many_policies_per_resource: bool,
@@ -94,6 +100,31 @@ impl Service {
         self.facts().options.contains(&property)
     }
 
+    /// The target a CloudTrail event names by `value` (its [`Facts::trail_key`]) in
+    /// `region` of `account`: an ARN, X-Ray's policy name, or AMP's workspace id.
+    pub fn target_from_trail(
+        self,
+        value: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<crate::target::Target, String> {
+        use crate::target::Target;
+        match self {
+            Service::XRay => Target::xray(value, region),
+            Service::Aps => {
+                let partition = match region {
+                    r if r.starts_with("cn-") => "aws-cn",
+                    r if r.starts_with("us-gov-") => "aws-us-gov",
+                    _ => "aws",
+                };
+                Target::from_arn(&format!(
+                    "arn:{partition}:aps:{region}:{account}:workspace/{value}"
+                ))
+            }
+            _ => Target::from_arn(value),
+        }
+    }
+
     /// The service that accepts `property`, for the error message.
     pub fn owner_of_option(property: &str) -> Option<Service> {
         Service::ALL
@@ -126,6 +157,9 @@ pub enum Expected {
 pub struct PutInput<'a> {
     pub policy: &'a Policy,
     pub expected: Expected,
+    /// Whether the SDK may send this write again on throttling or 5xx. Not for a
+    /// merged write without a precondition (Kinesis): it must be read and merged again.
+    pub resendable: bool,
     /// A policy this function put earlier (SSM: its PolicyId), to update in place.
     pub known: &'a Known,
     pub confirm_remove_self_resource_access: Option<bool>,

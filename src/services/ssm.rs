@@ -25,6 +25,8 @@ pub const FACTS: Facts = Facts {
     size_limit: Some(1024),
     options: &["PolicyId"],
     arn_resource: Some(arn_resource),
+    has_precondition: true,
+    trail_key: "resourceArn",
     many_policies_per_resource: true,
 };
 

@@ -14,6 +14,8 @@ pub const FACTS: Facts = Facts {
     options: &["BypassPolicyLockoutCheck"],
     // Policies are named per region; there is no ARN.
     arn_resource: None,
+    has_precondition: true,
+    trail_key: "policyName",
     many_policies_per_resource: false,
 };
 

@@ -68,6 +68,87 @@ pub async fn moto() -> Peer {
     panic!("moto_server did not answer on {} within 60 s", peer.url);
 }
 
+/// microburst, the fault-injection proxy, in front of `upstream` with `rules` (its
+/// YAML config; JSON is YAML). Clients use `url`: `localhost`, not 127.0.0.1, so
+/// microburst skips matching the host against every service's endpoint prefix.
+pub async fn microburst(upstream: &str, rules: Value) -> Peer {
+    let exe = root().join(".venv/bin/microburst");
+    assert!(
+        exe.exists(),
+        "microburst is missing: run scripts/install-peers (it installs the pinned peers into .venv)"
+    );
+    let port = free_port();
+    let config = std::env::temp_dir().join(format!("microburst-{port}.yml"));
+    std::fs::write(
+        &config,
+        serde_json::json!({"upstream": upstream, "rules": rules}).to_string(),
+    )
+    .unwrap();
+    let child = Command::new(exe)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--no-resign",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("microburst starts");
+    let peer = Peer {
+        child,
+        url: format!("http://localhost:{port}"),
+    };
+    let http = resource_policy_provider::response_client();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let ready = http
+            .get(format!("{}/_microburst/health", peer.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return peer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("microburst did not answer on {} within 60 s", peer.url);
+}
+
+impl Peer {
+    /// Faults microburst injected so far, per service.
+    pub async fn faulted(&self, service: &str) -> u64 {
+        let stats: Value = resource_policy_provider::response_client()
+            .get(format!("{}/_microburst/stats", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json_value()
+            .await;
+        stats["by_service"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["service"] == service)
+            .map(|row| row["faulted"].as_u64().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Reads a response body as JSON.
+trait JsonValue {
+    async fn json_value(self) -> Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> Value {
+        serde_json::from_str(&self.text().await.unwrap()).unwrap_or(Value::Null)
+    }
+}
+
 /// The stateful test server for X-Ray, Managed Prometheus and SSM.
 pub fn policy_server() -> Peer {
     let script = root().join("tests/peers/policy_server.py");

@@ -42,6 +42,8 @@ fn ssm_doc(arn: &str, action: &str) -> Value {
 
 struct World {
     _moto: Peer,
+    /// microburst in front of moto, when the world injects faults.
+    proxy: Option<Peer>,
     server: Peer,
     app: Arc<App>,
     http: reqwest::Client,
@@ -69,7 +71,17 @@ fn settings(rec: &Recorder) -> Settings {
 }
 
 async fn world() -> World {
+    world_with(None).await
+}
+
+/// A world whose DynamoDB and Kinesis calls go through microburst with `rules`.
+async fn world_with(faults: Option<Value>) -> World {
     let moto = peers::moto().await;
+    let proxy = match faults {
+        Some(rules) => Some(peers::microburst(&moto.url, rules).await),
+        None => None,
+    };
+    let aws_url = proxy.as_ref().map_or(moto.url.clone(), |p| p.url.clone());
     let server = peers::policy_server();
     let rec = Recorder::start().await;
     let settings = settings(&rec);
@@ -80,7 +92,7 @@ async fn world() -> World {
             .endpoint_url(url)
             .load()
     };
-    let ddb = aws_sdk_dynamodb::Client::new(&config(moto.url.clone()).await);
+    let ddb = aws_sdk_dynamodb::Client::new(&config(aws_url.clone()).await);
     ddb.create_table()
         .table_name(TABLE)
         .attribute_definitions(
@@ -113,7 +125,7 @@ async fn world() -> World {
             .build()
     });
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&invoke_rule]);
-    let kinesis = aws_sdk_kinesis::Client::new(&config(moto.url.clone()).await);
+    let kinesis = aws_sdk_kinesis::Client::new(&config(aws_url).await);
     let clients = Clients::new(config(server.url.clone()).await)
         .with_kinesis("us-east-1", kinesis)
         .with_dynamodb("us-east-1", ddb)
@@ -125,6 +137,7 @@ async fn world() -> World {
     });
     World {
         _moto: moto,
+        proxy,
         server,
         app,
         http: resource_policy_provider::response_client(),

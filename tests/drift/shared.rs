@@ -9,7 +9,7 @@ use resource_policy_provider::services::{Expected, Known, PutInput};
 use resource_policy_provider::target::Target;
 use serde_json::{json, Value};
 
-use super::{trail, world, World};
+use super::{trail, world, world_with, World};
 
 const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
 const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/clicks";
@@ -146,6 +146,7 @@ async fn hand_write(w: &World, props: &Value, statements: Vec<Value>) {
     let input = PutInput {
         policy: &policy,
         expected: Expected::Anything,
+        resendable: true,
         known: &Known::default(),
         confirm_remove_self_resource_access: None,
         bypass_policy_lockout_check: None,
@@ -274,10 +275,17 @@ async fn two_stacks_share_a_target_and_deleting_one_keeps_the_others_on_every_se
 
 #[tokio::test]
 async fn ten_owners_created_at_once_end_with_all_ten_statements_on_every_service() {
-    let w = std::sync::Arc::new(world().await);
+    // About half of the DynamoDB and Kinesis calls fail first (microburst: every
+    // other one throttled), and the test server's writes hit injected throttling and
+    // revision conflicts; the concurrent writers add real conflicts of their own.
+    let rules = json!([
+        {"service": "dynamodb", "operation": "PutResourcePolicy", "sequence": {"fail": 1, "pass": 1},
+         "error": {"code": "ThrottlingException"}},
+        {"service": "kinesis", "operation": "PutResourcePolicy", "sequence": {"fail": 1, "pass": 1},
+         "error": {"code": "LimitExceededException"}},
+    ]);
+    let w = std::sync::Arc::new(world_with(Some(rules)).await);
     let targets = targets(&w).await;
-    // About half of the test server's writes fail first: throttled, or a revision
-    // conflict (the concurrent writers add real conflicts of their own).
     for (service, throttle, conflict) in [
         (
             "xray",
@@ -334,6 +342,14 @@ async fn ten_owners_created_at_once_end_with_all_ten_statements_on_every_service
         failed >= 18,
         "the injected failures were met and survived: {failed}"
     );
+    let proxy = w.proxy.as_ref().unwrap();
+    for service in ["dynamodb", "kinesis"] {
+        let faulted = proxy.faulted(service).await;
+        assert!(
+            faulted >= 5,
+            "microburst failed {service}'s writes: {faulted}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ fn policy() -> Policy {
 fn input<'a>(p: &'a Policy, known: &'a Known) -> PutInput<'a> {
     PutInput {
         expected: Default::default(),
+        resendable: true,
         policy: p,
         known,
         confirm_remove_self_resource_access: Some(true),

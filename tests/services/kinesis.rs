@@ -100,6 +100,7 @@ async fn each_error_is_classified() {
             .unwrap();
         let input = resource_policy_provider::services::PutInput {
             expected: Default::default(),
+            resendable: true,
             policy: &p,
             known: &Known::default(),
             confirm_remove_self_resource_access: None,

@@ -205,6 +205,7 @@ async fn each_error_is_classified() {
         let p = param_request().policy.unwrap();
         let input = resource_policy_provider::services::PutInput {
             expected: Default::default(),
+            resendable: true,
             policy: &p,
             known: &Known::default(),
             confirm_remove_self_resource_access: None,
