@@ -314,7 +314,7 @@ fn connector_error(e: reqwest::Error) -> ConnectorError {
 
 /// Whether a rustls error is among the causes. hyper-rustls nests it two `io::Error`s
 /// deep, and an `io::Error`'s `source()` skips its payload, so payloads are visited.
-fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(err) = next {
         if err.is::<rustls::Error>() {

@@ -156,6 +156,10 @@ where
                 .as_connector_error()
                 .map(|c| chain(c))
                 .unwrap_or_else(|| "the request could not be sent".into());
+            // A certificate the trust store refuses stays refused: no retry.
+            if source.is_some_and(crate::http::is_tls_failure) {
+                return ServiceError::new(ErrorKind::Terminal, "TlsFailure", message);
+            }
             let error = ServiceError::new(ErrorKind::Transient, "DispatchFailure", message);
             if source.is_some_and(is_connect_failure) {
                 error
@@ -239,5 +243,49 @@ impl ClassifyRetry for NoRetryOnDns {
     fn priority(&self) -> RetryClassifierPriority {
         // Run first: a RetryForbidden stops the later classifiers.
         RetryClassifierPriority::run_before(RetryClassifierPriority::http_status_code_classifier())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    #[derive(Debug)]
+    struct Never;
+    impl std::fmt::Display for Never {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("never")
+        }
+    }
+    impl std::error::Error for Never {}
+    impl ProvideErrorMetadata for Never {
+        fn meta(&self) -> &aws_smithy_types::error::ErrorMetadata {
+            unreachable!()
+        }
+    }
+
+    fn dispatch(source: Box<dyn std::error::Error + Send + Sync>) -> ServiceError {
+        let err: SdkError<Never, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::other(source, None));
+        classify(&err, |_, _| None)
+    }
+
+    #[test]
+    fn a_refused_certificate_is_final_and_nothing_was_sent() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let e = dispatch(Box::new(std::io::Error::other(tls)));
+        assert_eq!(
+            (e.kind, e.code.as_str(), e.landed),
+            (ErrorKind::Terminal, "TlsFailure", Landed::No)
+        );
+    }
+
+    #[test]
+    fn a_connection_broken_after_sending_may_have_landed() {
+        let e = dispatch(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert_eq!((e.kind, e.landed), (ErrorKind::Transient, Landed::Maybe));
     }
 }
