@@ -755,11 +755,35 @@ async fn every_sample_event_is_valid_and_succeeds() {
             seen += 1;
         }
     }
+    for kind in ["create", "update", "delete"] {
+        let file = dir.join(format!("cfn-statements-dynamodb-{kind}.json"));
+        let mut e: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let path = format!("sample-statements-{kind}");
+        e["ResponseURL"] = json!(h.rec.url(&path));
+        let r = h.respond(&path, &e).await;
+        assert_eq!(
+            r.body["Status"],
+            "SUCCESS",
+            "{}: {}",
+            file.display(),
+            r.body
+        );
+        seen += 1;
+    }
+    let file = dir.join("eventbridge-statements-put-ssm.json");
+    let out = h.invoke_raw(&std::fs::read_to_string(&file).unwrap()).await;
+    assert_eq!(
+        out.unwrap()["Data"]["Sids"],
+        "TeamARead",
+        "{}",
+        file.display()
+    );
+    seen += 1;
     for name in ["dynamodb", "kinesis", "xray", "aps", "ssm"] {
         let file = dir.join(format!("eventbridge-put-{name}.json"));
         let out = h.invoke_raw(&std::fs::read_to_string(&file).unwrap()).await;
         assert_eq!(out.unwrap()["Status"], "APPLIED", "{}", file.display());
         seen += 1;
     }
-    assert_eq!(seen, 20);
+    assert_eq!(seen, 24);
 }
