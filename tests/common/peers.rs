@@ -52,20 +52,7 @@ pub async fn moto() -> Peer {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    let http = resource_policy_provider::response_client();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let ready = http
-            .get(format!("{}/moto-api/data.json", peer.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return peer;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("moto_server did not answer on {} within 60 s", peer.url);
+    ready(peer, "/moto-api/data.json", "moto_server").await
 }
 
 /// microburst, the fault-injection proxy, in front of `upstream` with `rules` (its
@@ -102,20 +89,7 @@ pub async fn microburst(upstream: &str, rules: Value) -> Peer {
         child,
         url: format!("http://localhost:{port}"),
     };
-    let http = resource_policy_provider::response_client();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let ready = http
-            .get(format!("{}/_microburst/health", peer.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return peer;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("microburst did not answer on {} within 60 s", peer.url);
+    ready(peer, "/_microburst/health", "microburst").await
 }
 
 impl Peer {
@@ -147,6 +121,24 @@ impl JsonValue for reqwest::Response {
     async fn json_value(self) -> Value {
         serde_json::from_str(&self.text().await.unwrap()).unwrap_or(Value::Null)
     }
+}
+
+/// Waits (at most 60 s) until `path` on `peer` answers 200.
+async fn ready(peer: Peer, path: &str, name: &str) -> Peer {
+    let http = resource_policy_provider::response_client();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let up = http
+            .get(format!("{}{path}", peer.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if up {
+            return peer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} did not answer on {} within 60 s", peer.url);
 }
 
 /// The stateful test server for X-Ray, Managed Prometheus and SSM.

@@ -93,26 +93,7 @@ async fn world_with(faults: Option<Value>) -> World {
             .load()
     };
     let ddb = aws_sdk_dynamodb::Client::new(&config(aws_url.clone()).await);
-    ddb.create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("target")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("target")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("the ledger table is created in moto");
+    create_table(&ddb, TABLE, "target").await;
     let invoked: Arc<Mutex<Vec<Value>>> = Arc::default();
     let sink = invoked.clone();
     let invoke_rule = mock!(aws_sdk_lambda::Client::invoke).then_compute_output(move |r| {
@@ -145,6 +126,30 @@ async fn world_with(faults: Option<Value>) -> World {
         invoked,
         _invoke_rule: invoke_rule,
     }
+}
+
+/// An on-demand DynamoDB table with a string partition key `key`.
+async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
+    ddb.create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("table {name} is created in moto: {e:?}"));
 }
 
 fn deadline_in(d: Duration) -> u64 {
