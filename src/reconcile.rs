@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::app::App;
 use crate::budget::Budget;
@@ -115,7 +115,9 @@ pub async fn handle(
             let app = app.clone();
             let limits = limits.clone();
             let token = format!("{}-{}", walk.walk_id, desired.version);
-            tasks.spawn(async move {
+            // Each target's log lines carry its identity, under the walk's span.
+            let span = info_span!("target", target = %desired.target_id);
+            let task = async move {
                 let Some(service) = service_of(&app, &desired) else {
                     return (None, Checked::Failed("unknown service".into()));
                 };
@@ -128,7 +130,8 @@ pub async fn handle(
                     warn!(target = %desired.target_id, %why, "reconcile: repair failed");
                 }
                 (Some(service), checked)
-            });
+            };
+            tasks.spawn(task.instrument(span));
         }
         while let Some(done) = tasks.join_next().await {
             let (service, checked) = done.unwrap_or((None, Checked::Failed("task failed".into())));
