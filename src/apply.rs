@@ -181,7 +181,8 @@ pub async fn delete_policy(
     let retry = RetryPolicy::from_settings(&app.settings);
     let what = operation(target, "DeleteResourcePolicy");
     let deleted = with_retries(&what, budget, &retry, NotFound::Final, || {
-        app.clients.delete(target, known, policy, token)
+        app.clients
+            .delete(target, known, policy, &Expected::Anything, token)
     })
     .await
     .map_err(ApplyError::from_write)?;

@@ -76,8 +76,8 @@ pub async fn handle(
     }
     drop(_entered);
     let detail = event.get("detail").cloned().unwrap_or(Value::Null);
-    let owner = owner_eventbridge(text(&event, "source"), &id);
-    apply(&app, &detail, needed, &id, &owner, lambda_deadline_ms)
+    let source = text(&event, "source");
+    apply(&app, &detail, needed, &id, source, lambda_deadline_ms)
         .instrument(span)
         .await
 }
@@ -89,7 +89,7 @@ async fn apply(
     detail: &Value,
     needed: PolicyNeeded,
     id: &str,
-    owner: &str,
+    source: &str,
     lambda_deadline_ms: u64,
 ) -> Result<Value, InvocationError> {
     let req = PolicyRequest::from_properties(detail, &app.region, needed)?;
@@ -107,11 +107,9 @@ async fn apply(
         PolicyNeeded::Yes => {
             let not_found = NotFound::MayAppear;
             // Statements are owned by the sender (its source), not by one event.
-            let owner = match &req.statements {
-                Some(_) => owner.rsplit_once('/').map_or(owner, |(o, _)| o),
-                None => owner,
-            };
-            let put = recorded::put(app, &req, &known, &[], not_found, id, owner, &budget);
+            let by_event = req.statements.is_none().then_some(id);
+            let owner = owner_eventbridge(source, by_event);
+            let put = recorded::put(app, &req, &known, &[], not_found, id, &owner, &budget);
             let applied = put.await?;
             ("APPLIED", applied)
         }
@@ -121,13 +119,13 @@ async fn apply(
                 .as_ref()
                 .map(|s| s.sids())
                 .unwrap_or_default();
-            let owner = owner.rsplit_once('/').map_or(owner, |(o, _)| o);
+            let owner = owner_eventbridge(source, None);
             let change = recorded::StatementsChange {
                 req: &req,
                 known: &known,
                 owned_before: &sids,
                 desired: &[],
-                owner,
+                owner: &owner,
             };
             let applied = recorded::change_statements(app, &change, id, &budget).await?;
             ("DELETED", applied)

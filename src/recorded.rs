@@ -44,8 +44,13 @@ pub fn owner_cloudformation(stack_id: &str, logical_id: &str) -> String {
     format!("cloudformation:{stack_id}/{logical_id}")
 }
 
-pub fn owner_eventbridge(source: &str, event_id: &str) -> String {
-    format!("eventbridge:{source}/{event_id}")
+/// An apply request's owner: the event for a whole policy; for owned statements the
+/// sender (its `source`), so its later requests update the same statements.
+pub fn owner_eventbridge(source: &str, event_id: Option<&str>) -> String {
+    match event_id {
+        Some(id) => format!("eventbridge:{source}/{id}"),
+        None => format!("eventbridge:{source}"),
+    }
 }
 
 fn ledger_failed(error: LedgerError, written: bool) -> RecordedError {

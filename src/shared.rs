@@ -74,6 +74,13 @@ pub async fn apply(
                 .any(|d| d.get("Sid").and_then(Value::as_str) == Some(s))
         })
         .collect();
+    // One try per round: a conflict must read again, not write the same merge again
+    // (and without a precondition, neither may throttling or a 5xx).
+    let once = if guarded {
+        retry.single_write()
+    } else {
+        retry.single_write().once()
+    };
     let mut known = change.known.clone();
     let started = Instant::now();
     let mut attempts = 0;
@@ -113,17 +120,22 @@ pub async fn apply(
                 let what = format!("{display} DeleteResourcePolicy on {target}");
                 let token = format!("{token}-r{round}");
                 let live_known = live.as_ref().map(|l| l.version.known()).unwrap_or_default();
-                with_retries(&what, budget, &retry, NotFound::Final, || {
-                    app.clients.delete(target, &live_known, None, &token)
+                // Only the version read may go: a statement someone added since stays.
+                let expected = match &live {
+                    Some(l) if guarded => Expected::Version(l.version.clone()),
+                    _ => Expected::Anything,
+                };
+                with_retries(&what, budget, &once, NotFound::Final, || {
+                    app.clients
+                        .delete(target, &live_known, None, &expected, &token)
                 })
                 .await
                 .map(|d| (d.value == Deleted::Removed).then_some(Version::Unversioned))
             }
             Some(doc) => {
-                let text = check_size(doc, service.policy_size_limit(), service.key())
-                    .map_err(|e: MergeError| not_applied(format!("Statements on {target}: {e}")))?;
                 let policy = Policy::from_document(doc.clone());
-                debug_assert_eq!(policy.text(), text);
+                check_size(policy.text(), service.policy_size_limit(), service.key())
+                    .map_err(|e: MergeError| not_applied(format!("Statements on {target}: {e}")))?;
                 let input = PutInput {
                     policy: &policy,
                     expected: match &live {
@@ -139,13 +151,7 @@ pub async fn apply(
                     bypass_policy_lockout_check: change.req.bypass_policy_lockout_check,
                     client_token: &format!("{token}-r{round}"),
                 };
-                // One try per round: a conflict must re-read, not write the same merge again.
                 let what = format!("{display} PutResourcePolicy on {target}");
-                let once = if guarded {
-                    retry.single_write()
-                } else {
-                    retry.single_write().once()
-                };
                 with_retries(&what, budget, &once, NotFound::Final, || {
                     app.clients.put(target, &input)
                 })

@@ -183,16 +183,16 @@ pub fn all_present(live: Option<&str>, desired: &[Value]) -> bool {
         .all(|d| statements.iter().any(|s| same_document(d, s)))
 }
 
-/// Checks the merged document against the service's size limit.
-pub fn check_size(doc: &Value, limit: Option<usize>, service: &str) -> Result<String, MergeError> {
-    let text = doc.to_string();
+/// Checks the merged document, as it will be sent, against the service's size limit.
+pub fn check_size(text: &str, limit: Option<usize>, service: &str) -> Result<(), MergeError> {
+    let bytes = text.len();
     match limit {
-        Some(limit) if text.len() > limit => Err(MergeError::TooLarge {
-            bytes: text.len(),
+        Some(limit) if bytes > limit => Err(MergeError::TooLarge {
+            bytes,
             limit,
             service: service.to_string(),
         }),
-        _ => Ok(text),
+        _ => Ok(()),
     }
 }
 
@@ -308,13 +308,14 @@ mod tests {
             .map(|i| st(&format!("S{i}"), &"x:A".repeat(20)))
             .collect();
         let m = merge(None, &[], &big, nobody).unwrap();
-        let e = check_size(m.document.as_ref().unwrap(), Some(1024), "ssm").unwrap_err();
+        let e =
+            check_size(&m.document.as_ref().unwrap().to_string(), Some(1024), "ssm").unwrap_err();
         match e {
             MergeError::TooLarge { bytes, limit, .. } => assert!(bytes > 1024 && limit == 1024),
             other => panic!("{other:?}"),
         }
         assert!(e.to_string().contains("bytes") && e.to_string().contains("1024"));
-        assert!(check_size(m.document.as_ref().unwrap(), None, "kinesis").is_ok());
+        assert!(check_size(&m.document.as_ref().unwrap().to_string(), None, "kinesis").is_ok());
     }
 
     #[test]

@@ -295,12 +295,8 @@ async fn create(
 }
 
 /// The target an existing physical id (or, failing that, the old properties) names.
-fn old_target(app: &App, old_id: &str, old_props: &Value) -> (Option<Target>, Known) {
-    let from_props = || {
-        PolicyRequest::from_properties(old_props, &app.region, PolicyNeeded::No)
-            .ok()
-            .map(|r| r.target)
-    };
+fn old_target(old_id: &str, old: Option<&PolicyRequest>) -> (Option<Target>, Known) {
+    let from_props = || old.map(|r| r.target.clone());
     match physical_id::parse(old_id) {
         Named::Target(t, known) => (Some(t), known),
         Named::Digest { digest, known } => (
@@ -309,6 +305,11 @@ fn old_target(app: &App, old_id: &str, old_props: &Value) -> (Option<Target>, Kn
         ),
         Named::Unknown => (from_props(), Known::default()),
     }
+}
+
+/// Whether `props` gives `name` (present and not null).
+fn gives(props: &Value, name: &str) -> bool {
+    props.get(name).is_some_and(|v| !v.is_null())
 }
 
 async fn update(
@@ -325,7 +326,8 @@ async fn update(
         Err(why) => return invalid(old_id.to_string(), why),
     };
     record_target(&req.target);
-    let (old_target, old_known) = old_target(app, old_id, old_props);
+    let old = PolicyRequest::from_properties(old_props, &app.region, PolicyNeeded::No).ok();
+    let (old_target, old_known) = old_target(old_id, old.as_ref());
     // Same target: update in place. A new target: put there and return its id;
     // CloudFormation then deletes the old one.
     let replacing = old_target.as_ref() != Some(&req.target);
@@ -346,13 +348,14 @@ async fn update(
         NotFound::Final
     };
     // Shared policies: the statements this resource owned before, on the same target.
-    let old = PolicyRequest::from_properties(old_props, &app.region, PolicyNeeded::No).ok();
     let owned_before = match (&old, replacing) {
         (Some(o), false) => o.statements.as_ref().map(|s| s.sids()).unwrap_or_default(),
         _ => Vec::new(),
     };
-    let old_whole = old.as_ref().is_some_and(|o| o.policy.is_some());
-    if !replacing && old.is_some() && old_whole != req.statements.is_none() {
+    // The mode is what the old properties gave, whether or not they still parse.
+    let old_mode_known = gives(old_props, "Policy") || gives(old_props, "Statements");
+    let switching = gives(old_props, "Statements") != req.statements.is_some();
+    if !replacing && old_mode_known && switching {
         return Outcome::failed(
             old_id.to_string(),
             "Invalid request: switching between Policy and Statements on the same target is not \
@@ -380,7 +383,7 @@ async fn update(
         }
         Err(e) if replacing && e.may_have_written() => Outcome::failed(
             old_id.to_string(),
-            undo_replacement(app, &req, &known, e, request_id, budget).await,
+            undo_replacement(app, &req, &known, e, request_id, owner, budget).await,
         ),
         Err(e) => Outcome::failed(old_id.to_string(), e.to_string()),
     }
@@ -395,21 +398,40 @@ async fn undo_replacement(
     known: &Known,
     failure: RecordedError,
     request_id: &str,
+    owner: &str,
     budget: &Budget,
 ) -> String {
     let cleanup = budget.cleanup();
     let target = &req.target;
-    match delete_policy(
-        app,
-        target,
-        known,
-        req.policy.as_ref(),
-        false,
-        request_id,
-        &cleanup,
-    )
-    .await
-    {
+    // A shared policy keeps everyone else's statements: only ours come out again.
+    let removed = match &req.statements {
+        Some(statements) => {
+            let change = recorded::StatementsChange {
+                req,
+                known,
+                owned_before: &statements.sids(),
+                desired: &[],
+                owner,
+            };
+            recorded::change_statements(app, &change, request_id, &cleanup)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        None => delete_policy(
+            app,
+            target,
+            known,
+            req.policy.as_ref(),
+            false,
+            request_id,
+            &cleanup,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string()),
+    };
+    match removed {
         Ok(_) => format!(
             "{failure}; the policy that may have been written on the new target {target} was \
                 removed again"

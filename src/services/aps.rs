@@ -98,14 +98,21 @@ pub async fn read(client: &Client, workspace_id: &str) -> Result<Option<LivePoli
     }
 }
 
+/// With a revision to expect, a mismatch is a ConflictException (read as "not ready":
+/// the caller reads again).
 pub async fn delete(
     client: &Client,
     workspace_id: &str,
     request_token: &str,
+    expected: &Expected,
 ) -> Result<Deleted, ServiceError> {
     match client
         .delete_resource_policy()
         .workspace_id(workspace_id)
+        .set_revision_id(match expected {
+            Expected::Version(Version::Aps { revision_id, .. }) => Some(revision_id.clone()),
+            _ => None,
+        })
         .client_token(client_token("delete", request_token))
         .send()
         .await

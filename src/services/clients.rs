@@ -8,8 +8,8 @@ use aws_config::{Region, SdkConfig};
 
 use super::error::NoRetryOnDns;
 use super::{
-    aps, dynamodb, kinesis, ssm, xray, Deleted, Known, LivePolicy, PutInput, Service, ServiceError,
-    Version,
+    aps, dynamodb, kinesis, ssm, xray, Deleted, Expected, Known, LivePolicy, PutInput, Service,
+    ServiceError, Version,
 };
 use crate::policy::Policy;
 use crate::target::Target;
@@ -133,22 +133,26 @@ impl Clients {
     }
 
     /// Removes the policy. `known` identifies it where the service needs that (SSM),
-    /// `policy` is the document it should hold, used to find it when the id is unknown.
+    /// `policy` is the document it should hold, used to find it when the id is unknown;
+    /// `expected`, the version read (a shared policy's last statement going), makes the
+    /// delete fail as a conflict if the policy changed since.
     pub async fn delete(
         &self,
         target: &Target,
         known: &Known,
         policy: Option<&Policy>,
+        expected: &Expected,
         client_token: &str,
     ) -> Result<Deleted, ServiceError> {
         let r = &target.region;
         let id = target.api_id();
+        let x = expected;
         match target.service {
-            Service::DynamoDb => dynamodb::delete(&self.dynamodb(r), id).await,
-            Service::Kinesis => kinesis::delete(&self.kinesis(r), id).await,
-            Service::XRay => xray::delete(&self.xray(r), id).await,
-            Service::Aps => aps::delete(&self.aps(r), id, client_token).await,
-            Service::Ssm => ssm::delete(&self.ssm(r), id, known, policy).await,
+            Service::DynamoDb => dynamodb::delete(&self.dynamodb(r), id, x).await,
+            Service::Kinesis => kinesis::delete(&self.kinesis(r), id, x).await,
+            Service::XRay => xray::delete(&self.xray(r), id, x).await,
+            Service::Aps => aps::delete(&self.aps(r), id, client_token, x).await,
+            Service::Ssm => ssm::delete(&self.ssm(r), id, known, policy, x).await,
         }
         .map_err(|e| in_region(e, target))
     }

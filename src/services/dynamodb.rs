@@ -117,15 +117,33 @@ pub async fn read(client: &Client, arn: &str) -> Result<Option<LivePolicy>, Serv
     }
 }
 
-pub async fn delete(client: &Client, arn: &str) -> Result<Deleted, ServiceError> {
+/// With a revision to expect, a mismatch (PolicyNotFoundException) is a conflict,
+/// not "already gone": someone changed the policy since it was read.
+pub async fn delete(
+    client: &Client,
+    arn: &str,
+    expected: &Expected,
+) -> Result<Deleted, ServiceError> {
+    let expected = match expected {
+        Expected::Version(Version::Revision(r)) => Some(r.clone()),
+        _ => None,
+    };
+    let guarded = expected.is_some();
     match client
         .delete_resource_policy()
         .resource_arn(arn)
+        .set_expected_revision_id(expected)
         .send()
         .await
     {
         Ok(_) => Ok(Deleted::Removed),
-        Err(e) => gone_or(classify(&e, kind)),
+        Err(e) => match classify(&e, kind) {
+            e if guarded && e.kind == ErrorKind::PolicyNotFound => Err(ServiceError {
+                kind: ErrorKind::Conflict,
+                ..e
+            }),
+            e => gone_or(e),
+        },
     }
 }
 

@@ -7,7 +7,8 @@ use aws_sdk_kinesis::Client;
 use crate::target::{is_name, Resource};
 
 use super::{
-    classify, says_deleting, Deleted, ErrorKind, Facts, LivePolicy, PutInput, ServiceError, Version,
+    classify, says_deleting, Deleted, ErrorKind, Expected, Facts, LivePolicy, PutInput,
+    ServiceError, Version,
 };
 
 pub const FACTS: Facts = Facts {
@@ -94,7 +95,12 @@ pub async fn read(client: &Client, arn: &str) -> Result<Option<LivePolicy>, Serv
     }
 }
 
-pub async fn delete(client: &Client, arn: &str) -> Result<Deleted, ServiceError> {
+/// Kinesis has no precondition: `_expected` is ignored (last writer wins).
+pub async fn delete(
+    client: &Client,
+    arn: &str,
+    _expected: &Expected,
+) -> Result<Deleted, ServiceError> {
     match client
         .delete_resource_policy()
         .resource_arn(arn)

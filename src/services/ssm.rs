@@ -198,13 +198,37 @@ pub async fn read(
 }
 
 /// Removes the policy named by `known`, else the one holding `policy`. With neither,
-/// nothing can be chosen: an error, never a delete that removed nothing.
+/// nothing can be chosen: an error, never a delete that removed nothing. With an
+/// expected id and hash (a read-modify-write), exactly that version is deleted: a
+/// stale hash is a conflict.
 pub async fn delete(
     client: &Client,
     arn: &str,
     known: &Known,
     policy: Option<&Policy>,
+    expected: &Expected,
 ) -> Result<Deleted, ServiceError> {
+    if let Expected::Version(Version::Ssm { policy_id, hash }) = expected {
+        return match client
+            .delete_resource_policy()
+            .resource_arn(arn)
+            .policy_id(policy_id)
+            .policy_hash(hash)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Deleted::Removed),
+            Err(e) => match classify(&e, kind) {
+                e if e.kind == ErrorKind::ResourceNotFound => Ok(Deleted::AlreadyGone),
+                // An unknown id or hash: the policy changed since it was read.
+                e if e.kind == ErrorKind::PolicyNotFound => Err(ServiceError {
+                    kind: ErrorKind::Conflict,
+                    ..e
+                }),
+                e => Err(e),
+            },
+        };
+    }
     if known.policy_id.is_none() && policy.is_none() {
         return Err(ServiceError::new(
             ErrorKind::Terminal,

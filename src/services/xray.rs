@@ -82,12 +82,21 @@ pub async fn read(client: &Client, name: &str) -> Result<Option<LivePolicy>, Ser
     }
 }
 
-pub async fn delete(client: &Client, name: &str) -> Result<Deleted, ServiceError> {
+/// With a revision to expect, a mismatch is InvalidPolicyRevisionIdException: a conflict.
+pub async fn delete(
+    client: &Client,
+    name: &str,
+    expected: &Expected,
+) -> Result<Deleted, ServiceError> {
     // Deleting a name that does not exist is not an error in X-Ray's model, so a
     // repeated delete answers like the first.
     client
         .delete_resource_policy()
         .policy_name(name)
+        .set_policy_revision_id(match expected {
+            Expected::Version(Version::Revision(r)) => Some(r.clone()),
+            _ => None,
+        })
         .send()
         .await
         .map_err(|e| classify(&e, kind))?;

@@ -391,3 +391,64 @@ async fn a_long_ssm_parameter_keeps_a_physical_id_that_finds_its_policy() {
         "the right policy was removed"
     );
 }
+
+#[tokio::test]
+async fn a_shared_update_that_may_have_written_on_a_new_target_removes_only_its_own_statements() {
+    // Table WEST holds another owner's statement; a put that carries ours takes effect
+    // but always loses its answer, a put without ours is answered.
+    let theirs = json!({"Sid": "Theirs", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:Query", "Resource": "*"});
+    let ours = json!({"Sid": "Ours", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"});
+    let stored = Arc::new(Mutex::new(
+        json!({"Version": "2012-10-17", "Statement": [theirs.clone()]}).to_string(),
+    ));
+    let (a, b) = (stored.clone(), stored.clone());
+    let put =
+        mock!(aws_sdk_dynamodb::Client::put_resource_policy).then_compute_response(move |r| {
+            let doc = r.policy().unwrap().to_string();
+            let lost = doc.contains("\"Ours\"");
+            *a.lock().unwrap() = doc;
+            if lost {
+                MockResponse::Http(json_error(500, "InternalServerError", "lost the answer"))
+            } else {
+                MockResponse::Output(
+                aws_sdk_dynamodb::operation::put_resource_policy::PutResourcePolicyOutput::builder()
+                    .revision_id("after")
+                    .build(),
+            )
+            }
+        });
+    let get = mock!(aws_sdk_dynamodb::Client::get_resource_policy).then_compute_output(move |_| {
+        GetResourcePolicyOutput::builder()
+            .policy(b.lock().unwrap().clone())
+            .revision_id("r")
+            .build()
+    });
+    let client = lossy_client(&[put, get]);
+    let h = harness_with(|c| c.with_dynamodb("us-west-2", client)).await;
+    let old = json!({"ResourceArn": DDB, "Statements": [ours.clone()]});
+    let created = h
+        .respond(
+            "s-create",
+            &event(&h.rec, "s-create", "Create", old.clone(), None, None),
+        )
+        .await;
+    assert_eq!(created.body["Status"], "SUCCESS", "{}", created.body);
+
+    let new = json!({"ResourceArn": WEST, "Statements": [ours]});
+    let r = h
+        .respond(
+            "s-move",
+            &event(&h.rec, "s-move", "Update", new, Some(DDB), Some(old)),
+        )
+        .await;
+    assert_eq!(r.body["Status"], "FAILED", "{}", r.body);
+    assert_eq!(r.body["PhysicalResourceId"], DDB);
+    let reason = r.body["Reason"].as_str().unwrap();
+    assert!(reason.contains("removed again"), "{reason}");
+    let left: Value = serde_json::from_str(&stored.lock().unwrap()).unwrap();
+    assert_eq!(
+        left["Statement"],
+        json!([theirs]),
+        "the other owner's statement stays, ours is gone"
+    );
+}

@@ -114,7 +114,7 @@ async fn each_error_is_classified() {
             .then_http_response(move || rest_error(status, code, "m"));
         let client = mock_client!(aws_sdk_amp, RuleMode::MatchAny, [&del], |c| c
             .retry_config(sdk_retries(1)));
-        match aps::delete(&client, "ws-0123", "t").await {
+        match aps::delete(&client, "ws-0123", "t", &Default::default()).await {
             Ok(d) => assert_eq!(
                 (kind, d),
                 (ErrorKind::ResourceNotFound, Deleted::AlreadyGone),
@@ -223,7 +223,9 @@ async fn deleting_from_a_workspace_being_deleted_is_done_at_once() {
     });
     let client = mock_client!(aws_sdk_amp, [&del]);
     assert_eq!(
-        aps::delete(&client, "ws-0123", "t").await.unwrap(),
+        aps::delete(&client, "ws-0123", "t", &Default::default())
+            .await
+            .unwrap(),
         Deleted::AlreadyGone
     );
     assert_eq!(del.num_calls(), 1);

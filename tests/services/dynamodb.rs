@@ -92,18 +92,26 @@ async fn delete_treats_a_missing_policy_or_table_as_already_gone() {
         .build();
     let client = mock_client!(aws_sdk_dynamodb, [&del]);
     assert_eq!(
-        dynamodb::delete(&client, ARN).await.unwrap(),
+        dynamodb::delete(&client, ARN, &Default::default())
+            .await
+            .unwrap(),
         Deleted::Removed
     );
     assert_eq!(
-        dynamodb::delete(&client, ARN).await.unwrap(),
+        dynamodb::delete(&client, ARN, &Default::default())
+            .await
+            .unwrap(),
         Deleted::AlreadyGone
     );
     assert_eq!(
-        dynamodb::delete(&client, ARN).await.unwrap(),
+        dynamodb::delete(&client, ARN, &Default::default())
+            .await
+            .unwrap(),
         Deleted::AlreadyGone
     );
-    let e = dynamodb::delete(&client, ARN).await.unwrap_err();
+    let e = dynamodb::delete(&client, ARN, &Default::default())
+        .await
+        .unwrap_err();
     assert_eq!(
         (e.kind, e.code.as_str()),
         (ErrorKind::Terminal, "AccessDeniedException")
@@ -419,7 +427,9 @@ async fn deleting_from_a_table_being_deleted_is_done_at_once() {
     });
     let client = mock_client!(aws_sdk_dynamodb, [&del]);
     assert_eq!(
-        dynamodb::delete(&client, ARN).await.unwrap(),
+        dynamodb::delete(&client, ARN, &Default::default())
+            .await
+            .unwrap(),
         Deleted::AlreadyGone
     );
     assert_eq!(
@@ -445,4 +455,74 @@ async fn a_put_on_a_table_being_deleted_fails_at_once() {
         .unwrap_err();
     assert_eq!(put.num_calls(), 1);
     assert!(!e.may_have_written());
+}
+
+#[tokio::test]
+async fn removing_the_last_statement_never_deletes_one_added_meanwhile() {
+    use resource_policy_provider::shared::{apply, Change};
+    fn doc(sids: &[&str]) -> String {
+        let statements: Vec<_> = sids
+            .iter()
+            .map(|s| json!({"Sid": s, "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"}))
+            .collect();
+        json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+    }
+    // Read: only our statement A (r1); then, after our delete lost the race, A and the
+    // B another owner added (r2); then only B (r3).
+    let get = mock!(Client::get_resource_policy)
+        .sequence()
+        .output(|| {
+            GetResourcePolicyOutput::builder()
+                .policy(doc(&["A"]))
+                .revision_id("r1")
+                .build()
+        })
+        .output(|| {
+            GetResourcePolicyOutput::builder()
+                .policy(doc(&["A", "B"]))
+                .revision_id("r2")
+                .build()
+        })
+        .output(|| {
+            GetResourcePolicyOutput::builder()
+                .policy(doc(&["B"]))
+                .revision_id("r3")
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let del = mock!(Client::delete_resource_policy)
+        .match_requests(|r| r.expected_revision_id() == Some("r1"))
+        .then_http_response(|| {
+            json_error(
+                400,
+                "PolicyNotFoundException",
+                "revision r1 does not match r2",
+            )
+        });
+    let put = mock!(Client::put_resource_policy)
+        .match_requests(|r| {
+            r.expected_revision_id() == Some("r2") && r.policy() == Some(doc(&["B"]).as_str())
+        })
+        .then_output(|| PutResourcePolicyOutput::builder().revision_id("r3").build());
+    let client = mock_client!(
+        aws_sdk_dynamodb,
+        RuleMode::MatchAny,
+        [&get, &del, &put],
+        |c| c.retry_config(sdk_retries(1))
+    );
+    let app = app(empty_clients().with_dynamodb("us-east-1", client));
+    let req = request(
+        json!({"ResourceArn": ARN, "Statements": [{"Sid": "A", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"}]}),
+    );
+    let change = Change {
+        req: &req,
+        owned_before: &["A".to_string()],
+        desired: &[],
+        owners: &Default::default(),
+        known: &Known::default(),
+    };
+    apply(&app, &change, "t", &budget(5_000)).await.unwrap();
+    assert_eq!(del.num_calls(), 1, "the delete named the revision it read");
+    assert_eq!(put.num_calls(), 1, "then B was kept, A removed, under r2");
 }

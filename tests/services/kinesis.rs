@@ -51,11 +51,15 @@ async fn delete_of_a_missing_stream_is_already_gone() {
         .build();
     let client = mock_client!(aws_sdk_kinesis, [&rule]);
     assert_eq!(
-        kinesis::delete(&client, ARN).await.unwrap(),
+        kinesis::delete(&client, ARN, &Default::default())
+            .await
+            .unwrap(),
         Deleted::Removed
     );
     assert_eq!(
-        kinesis::delete(&client, ARN).await.unwrap(),
+        kinesis::delete(&client, ARN, &Default::default())
+            .await
+            .unwrap(),
         Deleted::AlreadyGone
     );
 }
@@ -225,7 +229,8 @@ async fn deleting_from_a_stream_being_deleted_is_done_at_once() {
     assert_eq!(
         kinesis::delete(
             &client,
-            "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"
+            "arn:aws:kinesis:us-east-1:123456789012:stream/clicks",
+            &Default::default()
         )
         .await
         .unwrap(),

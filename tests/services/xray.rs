@@ -62,7 +62,9 @@ async fn delete_removes_by_name() {
         .then_output(|| DeleteResourcePolicyOutput::builder().build());
     let client = mock_client!(aws_sdk_xray, [&del]);
     assert_eq!(
-        xray::delete(&client, "tracing").await.unwrap(),
+        xray::delete(&client, "tracing", &Default::default())
+            .await
+            .unwrap(),
         Deleted::Removed
     );
     assert_eq!(del.num_calls(), 1);
