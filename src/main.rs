@@ -16,16 +16,20 @@ async fn main() -> Result<(), Error> {
     http::preload_roots();
     resource_policy_provider::logging::init();
     let settings = Settings::from_env()?;
+    if settings.ledger_table.is_none() {
+        return Err(
+            "LEDGER_TABLE is not set: the ledger (a DynamoDB table with partition key \
+            `target`, a string) is where the function records who owns which grant; \
+            template.yaml always creates it"
+                .into(),
+        );
+    }
     let config = sdk_loader(&settings).load().await;
     let region = config
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
-    let app = Arc::new(App {
-        clients: Clients::new(config),
-        settings,
-        region,
-    });
+    let app = Arc::new(App::new(Clients::new(config), settings, region));
     let http = response_client();
     if let Some(service) = std::env::var("PRECONNECT_SERVICE")
         .ok()

@@ -58,6 +58,7 @@ mod tests {
             drift: 2,
             repaired: 1,
             failed: 1,
+            ..Counts::default()
         };
         let v = line("Reconcile", "ssm", c, Some(120));
         let declared: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]

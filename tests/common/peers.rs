@@ -36,13 +36,15 @@ fn free_port() -> u16 {
 
 /// moto's server from the project's pinned virtualenv.
 pub async fn moto() -> Peer {
-    let exe = root().join(".venv/bin/moto_server");
+    let exe = root().join(".venv/bin/python");
     assert!(
-        exe.exists(),
+        root().join(".venv/bin/moto_server").exists(),
         "moto_server is missing: run scripts/install-peers (it installs the pinned peers into .venv)"
     );
     let port = free_port();
+    // moto with DynamoDB's single-item atomicity (its threaded server lacks it).
     let child = Command::new(exe)
+        .arg(root().join("tests/peers/moto_atomic.py"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

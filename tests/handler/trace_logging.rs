@@ -100,6 +100,7 @@ async fn run_at(level_var: &str) {
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "s")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "g")
         .env("AWS_REGION", "us-east-1")
+        .env("LEDGER_TABLE", "ledger")
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env(
