@@ -16,6 +16,7 @@ pub mod drift;
 pub mod error;
 pub mod event;
 pub mod eventbridge;
+pub mod guard;
 pub mod http;
 pub mod ledger;
 pub mod logging;
