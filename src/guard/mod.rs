@@ -3,7 +3,42 @@
 //! same answer. Nothing here does I/O or calls AWS.
 //!
 //! - `settings.rs`: what the operator configured (the `GUARD_*` variables).
+//! - `check.rs`: the grant guard, refusing public grants and principals outside the
+//!   allowed accounts or organization; built on `principals.rs` (who a statement
+//!   names) and `pins.rs` (which conditions restrict it, after IAM Access Analyzer's
+//!   public-access definition).
 
+mod check;
+mod pins;
+mod principals;
 mod settings;
 
+pub use check::{check, Rule, Violation};
 pub use settings::{GuardSettings, PublicAccess};
+
+use serde_json::Value;
+
+/// A document's statements in order: its `Statement` list, or the one statement when
+/// `Statement` is a single object; none when it is missing.
+fn statements(document: &Value) -> Vec<&Value> {
+    match document.get("Statement") {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(single @ Value::Object(_)) => vec![single],
+        _ => Vec::new(),
+    }
+}
+
+/// A statement's non-empty Sid.
+fn sid(statement: &Value) -> Option<&str> {
+    statement
+        .get("Sid")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// How reports name a statement: its Sid, or `Statement[i]` by its place.
+fn label(statement: &Value, index: usize) -> String {
+    sid(statement)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("Statement[{index}]"))
+}
