@@ -7,13 +7,16 @@
 //!   allowed accounts or organization; built on `principals.rs` (who a statement
 //!   names) and `pins.rs` (which conditions restrict it, after IAM Access Analyzer's
 //!   public-access definition).
+//! - `diff.rs`: a dry run's statement-level difference from the live policy.
 
 mod check;
+mod diff;
 mod pins;
 mod principals;
 mod settings;
 
 pub use check::{check, Rule, Violation};
+pub use diff::{diff, PolicyDiff};
 pub use settings::{GuardSettings, PublicAccess};
 
 use serde_json::Value;
