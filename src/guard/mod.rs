@@ -8,14 +8,18 @@
 //!   names) and `pins.rs` (which conditions restrict it, after IAM Access Analyzer's
 //!   public-access definition).
 //! - `diff.rs`: a dry run's statement-level difference from the live policy.
+//! - `describe.rs`: what a policy the ledger does not attribute holds, for a takeover
+//!   refusal.
 
 mod check;
+mod describe;
 mod diff;
 mod pins;
 mod principals;
 mod settings;
 
 pub use check::{check, Rule, Violation};
+pub use describe::describe;
 pub use diff::{diff, PolicyDiff};
 pub use settings::{GuardSettings, PublicAccess};
 
