@@ -17,6 +17,7 @@ pub mod drift;
 pub mod error;
 pub mod event;
 pub mod eventbridge;
+pub mod guard;
 pub mod http;
 pub mod inbound;
 pub mod ledger;
