@@ -22,9 +22,11 @@
 //! an outer one's. Other crates' spans (the SDK's, at DEBUG) are not flattened: their
 //! names could shadow ours. The identity spans are kept whatever the level, so a WARN
 //! line at `LogLevel: WARN` is as joinable as an INFO one. Plain text shows the same
-//! spans as `name{field=value}:` prefixes.
+//! spans as `name{field=value}:` prefixes. EMF metric lines (src/metrics.rs) carry
+//! `requestId` and `xrayTraceId` too, from [`begin_invocation`].
 
 use std::fmt::Result as FmtResult;
+use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -119,4 +121,27 @@ fn merge(line: &mut Map<String, Value>, fields: Map<String, Value>) {
     for (name, value) in fields {
         line.entry(name).or_insert(value);
     }
+}
+
+/// Lambda's ids of the invocation under way, for lines written outside tracing (EMF).
+/// `lambda_runtime::run` runs one invocation at a time, so one slot is exact.
+static INVOCATION: Mutex<Option<(String, Option<String>)>> = Mutex::new(None);
+
+/// Called by main.rs as each invocation begins.
+pub fn begin_invocation(request_id: &str, xray_trace_id: Option<&str>) {
+    let ids = (request_id.to_string(), xray_trace_id.map(str::to_string));
+    *INVOCATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(ids);
+}
+
+/// `requestId` and `xrayTraceId` of the invocation under way, as top-level fields
+/// (none outside an invocation, as in the library's tests).
+pub fn invocation_fields() -> Map<String, Value> {
+    let mut fields = Map::new();
+    if let Some((request_id, trace)) = &*INVOCATION.lock().unwrap_or_else(|e| e.into_inner()) {
+        fields.insert("requestId".into(), request_id.as_str().into());
+        if let Some(trace) = trace {
+            fields.insert("xrayTraceId".into(), trace.as_str().into());
+        }
+    }
+    fields
 }

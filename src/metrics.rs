@@ -10,6 +10,9 @@
 //!   `PropagationMs` after a repair's write.
 //! - [`change_line`] / [`change`], `Kind` `CloudFormation` or `Apply`: `Changes`,
 //!   `ChangeFailed`, `Attempts`, and `PropagationMs` when a write was made visible.
+//!
+//! An emitted line also carries `requestId` and `xrayTraceId` (not dimensions, so no
+//! metric cost: searchable properties), as every log line does (src/logging.rs).
 
 use serde_json::{json, Map, Value};
 
@@ -147,7 +150,18 @@ pub fn change(
 
 /// Writes one line to stdout, where Lambda's log capture picks it up.
 fn print(line: Value) {
-    println!("{line}");
+    println!("{}", stamped(line));
+}
+
+/// The line with the invocation's `requestId` and `xrayTraceId` (src/logging.rs).
+fn stamped(line: Value) -> Value {
+    let Value::Object(mut root) = line else {
+        return line;
+    };
+    for (name, value) in crate::logging::invocation_fields() {
+        root.entry(name).or_insert(value);
+    }
+    Value::Object(root)
 }
 
 #[cfg(test)]
@@ -252,5 +266,14 @@ mod tests {
         assert_eq!(failed["ChangeFailed"], 1);
         assert_eq!(failed["Outcome"], "FAILED");
         assert!(failed.get("PropagationMs").is_none());
+    }
+
+    #[test]
+    fn an_emitted_line_carries_the_invocation_ids() {
+        crate::logging::begin_invocation("inv-7", Some("Root=1-abc;Sampled=1"));
+        let v = stamped(change_line("Apply", "ssm", "SUCCESS", 1, None));
+        declared(&v);
+        assert_eq!(v["requestId"], "inv-7");
+        assert_eq!(v["xrayTraceId"], "Root=1-abc;Sampled=1");
     }
 }
