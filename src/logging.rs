@@ -33,8 +33,9 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::Filter;
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::{fmt, registry};
 
 /// The Lambda runtime's per-invocation span (`requestId`, `xrayTraceId`) lives here.
@@ -47,20 +48,31 @@ pub fn allowed(meta: &Metadata<'_>) -> bool {
 }
 
 /// A span whose fields identify the request: this crate's and the Lambda runtime's
-/// invocation span. Always kept, whatever the level; the only spans flattened.
+/// invocation span, at INFO or less verbose. Always kept, whatever the level; the only
+/// spans flattened.
 pub fn identity_span(meta: &Metadata<'_>) -> bool {
     meta.is_span()
+        && *meta.level() <= Level::INFO
         && (meta.target().starts_with(env!("CARGO_CRATE_NAME"))
             || meta.target().starts_with(RUNTIME_SPANS))
+}
+
+/// What reaches the log at `level` (a level or EnvFilter directives): the identity
+/// spans, and what [`allowed`] and the level let through. The level hints keep the
+/// global maximum at the level asked for (INFO at least, for the identity spans), so
+/// the DEBUG and TRACE call sites of other crates stay off at the default level.
+fn filter(level: &str) -> impl Filter<Registry> {
+    let env_filter =
+        EnvFilter::try_new(level.to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let identity = filter_fn(identity_span).with_max_level_hint(Level::INFO);
+    let allowed = filter_fn(allowed).with_max_level_hint(Level::TRACE);
+    identity.or(allowed.and(env_filter))
 }
 
 pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    let env_filter =
-        EnvFilter::try_new(level.to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
-    let filter = filter_fn(identity_span).or(filter_fn(allowed).and(env_filter));
     let layer = fmt::layer()
         .with_ansi(false)
         .with_target(false)
@@ -69,10 +81,10 @@ pub fn init() {
         let layer = layer
             .fmt_fields(JsonFields::new())
             .event_format(TopLevelJson)
-            .with_filter(filter);
+            .with_filter(filter(&level));
         registry().with(layer).init();
     } else {
-        registry().with(layer.with_filter(filter)).init();
+        registry().with(layer.with_filter(filter(&level))).init();
     }
 }
 
@@ -144,4 +156,20 @@ pub fn invocation_fields() -> Map<String, Value> {
         }
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::filter::LevelFilter;
+
+    #[test]
+    fn the_global_level_stays_at_the_level_asked_for_info_at_least() {
+        let hint = |level: &str| Filter::<Registry>::max_level_hint(&filter(level));
+        assert_eq!(hint("info"), Some(LevelFilter::INFO));
+        assert_eq!(hint("WARN"), Some(LevelFilter::INFO));
+        assert_eq!(hint("error"), Some(LevelFilter::INFO));
+        assert_eq!(hint("debug"), Some(LevelFilter::DEBUG));
+        assert_eq!(hint("trace"), Some(LevelFilter::TRACE));
+    }
 }
