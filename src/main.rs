@@ -39,7 +39,14 @@ async fn main() -> Result<(), Error> {
     }
 
     // The event is taken raw so that even text the strict decoder rejects is answered.
+    // Log lines get Lambda's requestId and xrayTraceId from the runtime's own span
+    // around each invocation (src/logging.rs); EMF lines, written outside tracing,
+    // from here.
     lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
+        resource_policy_provider::logging::begin_invocation(
+            &event.context.request_id,
+            event.context.xray_trace_id.as_deref(),
+        );
         let app = app.clone();
         let http = http.clone();
         async move {
