@@ -164,6 +164,13 @@ def code(exc: ClientError) -> str:
     return exc.response["Error"]["Code"]
 
 
+def wait_for(predicate, what: str, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(0.01)
+
+
 # --------------------------------------------------------------------------
 # The update lock
 # --------------------------------------------------------------------------
@@ -340,15 +347,16 @@ def test_a_held_write_is_overtaken_and_then_decided_on_the_state_it_finds(proxy,
     client = proxy.client()
     rev = client.put_resource_policy(ResourceArn=table, Policy=policy(table, "A"))["RevisionId"]
     faults = proxy.ok("POST", "faults", {"kind": "hold", "arn": table, "operation": "PutResourcePolicy",
-                                         "ms": 800, "count": 1})["faults"]
-    assert faults == [{"kind": "hold", "arn": table, "operation": "PutResourcePolicy", "count": 1, "ms": 800}]
+                                         "ms": 1500, "count": 1})["faults"]
+    assert faults == [{"kind": "hold", "arn": table, "operation": "PutResourcePolicy", "count": 1, "ms": 1500}]
     outcome = {}
+    stale_client = proxy.client()  # made here: a first client takes a while to build
 
     def stale_writer():
         t0 = time.monotonic()
         try:
-            proxy.client().put_resource_policy(ResourceArn=table, Policy=policy(table, "stale"),
-                                               ExpectedRevisionId=rev)
+            stale_client.put_resource_policy(ResourceArn=table, Policy=policy(table, "stale"),
+                                             ExpectedRevisionId=rev)
             outcome["result"] = "written"
         except ClientError as exc:
             outcome["result"] = code(exc)
@@ -356,15 +364,14 @@ def test_a_held_write_is_overtaken_and_then_decided_on_the_state_it_finds(proxy,
 
     thread = threading.Thread(target=stale_writer)
     thread.start()
-    time.sleep(0.2)
+    wait_for(lambda: proxy.arn(table).get("held") == 1, "the stale write to be held")
     assert proxy.ok("GET", "faults")["faults"] == [], "the hold was taken by the first write"
     # The fresh writer overtakes the held one (another write, not held).
-    t0 = time.monotonic()
     fresh = client.put_resource_policy(ResourceArn=table, Policy=policy(table, "fresh"), ExpectedRevisionId=rev)
-    assert time.monotonic() - t0 < 0.5
+    assert thread.is_alive() and not outcome, "the fresh write overtook the held one"
     thread.join(10)
     assert outcome["result"] == "PolicyNotFoundException", outcome
-    assert outcome["took"] >= 0.8
+    assert outcome["took"] >= 1.5
     got = client.get_resource_policy(ResourceArn=table)
     assert (got["RevisionId"], json.loads(got["Policy"])["Statement"][0]["Sid"]) == (fresh["RevisionId"], "fresh")
     stats = proxy.arn(table)
@@ -373,11 +380,12 @@ def test_a_held_write_is_overtaken_and_then_decided_on_the_state_it_finds(proxy,
 
 def test_a_held_unguarded_write_lands_last_and_wins(proxy, table):
     proxy.ok("POST", "config", {"lock_ms": 0})
-    proxy.ok("POST", "faults", {"kind": "hold", "arn": table, "ms": 600})
-    thread = threading.Thread(target=lambda: proxy.client().put_resource_policy(
+    proxy.ok("POST", "faults", {"kind": "hold", "arn": table, "ms": 1500})
+    slow_client = proxy.client()
+    thread = threading.Thread(target=lambda: slow_client.put_resource_policy(
         ResourceArn=table, Policy=policy(table, "slow")))
     thread.start()
-    time.sleep(0.15)
+    wait_for(lambda: proxy.arn(table).get("held") == 1, "the slow write to be held")
     proxy.client().put_resource_policy(ResourceArn=table, Policy=policy(table, "quick"))
     thread.join(10)
     got = proxy.client().get_resource_policy(ResourceArn=table)
