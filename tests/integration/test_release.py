@@ -22,6 +22,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
 
 from deploy_path import TEMPLATE_BODY_MAX_BYTES, load_template
@@ -199,18 +200,24 @@ def test_release_deploys_upgrades_and_rolls_back(ministack, stacks, aws, unique_
     assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == v1
     assert version1 in lam.get_function_configuration(FunctionName=function, Qualifier=v1)["Description"]
 
-    # Cross-account: the account and the organization are granted on the alias. The
-    # emulator cannot run a consumer stack as another account's role against it: its
-    # CloudFormation resolves a ServiceToken only inside the stack's own account (a
-    # 111122223333 stack gets "ServiceToken ... not found") and its Lambda does not
-    # evaluate resource policies across accounts. So the grants are checked as
-    # written, and the invocation path is exercised from this account.
+    # Cross-account: the account and the organization are granted on the alias (not
+    # cloudformation.amazonaws.com: CloudFormation invokes as the stack operation's
+    # identity). The emulator cannot run another account's stack against them: it
+    # resolves a ServiceToken, and an Invoke, only inside the caller's own account,
+    # grant or no grant (asserted below, so a ministack that can will be noticed), so
+    # the grants are checked as written and the invocation path from this account.
     statements = json.loads(lam.get_policy(FunctionName=function, Qualifier="live")["Policy"])["Statement"]
     by_account = [s for s in statements if OTHER_ACCOUNT in json.dumps(s.get("Principal"))]
     by_org = [s for s in statements if ORG in json.dumps(s.get("Condition"))]
     assert len(by_account) == 1 and by_account[0]["Resource"] == out["LiveServiceToken"], statements
     assert len(by_org) == 1 and by_org[0]["Resource"] == out["LiveServiceToken"], statements
     assert by_org[0]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORG}}, by_org
+    assert "cloudformation.amazonaws.com" not in json.dumps(statements)
+    # ministack takes a 12-digit access key as the caller's account.
+    other = boto3.session.Session().client("lambda", endpoint_url=ministack.url, region_name=REGION,
+                                           aws_access_key_id=OTHER_ACCOUNT, aws_secret_access_key="test")
+    with pytest.raises(other.exceptions.ResourceNotFoundException):
+        other.invoke(FunctionName=out["LiveServiceToken"], Payload=b"{}")
 
     # A consumer on the alias.
     table = unique_name("tbl")
