@@ -351,3 +351,112 @@ def test_the_part_helper_refuses_a_part_that_misses_a_dependency():
     part = template_part(example, ["OrdersTable", "OrdersTablePolicy"])
     assert set(part["Resources"]) == {"OrdersTable", "OrdersTablePolicy"}
     assert set(outputs_by_resource(part)) == {"OrdersTablePolicy"}
+
+
+def test_platform_knobs_and_drift_modes(ministack, stacks, provider_code, aws):
+    """Every platform knob set, deployed: permissions boundary, KMS key, tags, reserved
+    concurrency, active tracing, alarm email, guard settings, and drift Repair given by
+    its old name Enabled; then Detect."""
+    kms_key = aws("kms").create_key(Description="rpp test key")["KeyMetadata"]["Arn"]
+    boundary = aws("iam").create_policy(PolicyName="rpp-boundary", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))["Policy"]["Arn"]
+    bus = "rpp-drift"
+    params = provider_parameters(
+        ministack.peer.port, DriftRepair="Enabled", DriftEventBusName=bus, KmsKeyArn=kms_key,
+        PermissionsBoundary=boundary, TagKey="team", TagValue="platform", TagKey2="cost-center", TagValue2="cc-42",
+        ReservedConcurrency="3", Tracing="Active", AlarmEmail="oncall@example.com",
+        GuardPublicAccess="Allow", GuardAllowedAccounts=f"{READER},444455556666", GuardAllowedOrgId="o-abcdefghij",
+        GuardAllowOverride="true", RepairLoopLimit="3", RepairLoopWindowSeconds="600")
+    created = create_from_s3(stacks, "knobs-provider", packaged_template(provider_code), parameters=params,
+                             Capabilities=CAPABILITIES)
+    assert created.status == "CREATE_COMPLETE", created.describe()
+    out = created.outputs
+    lam, iam = aws("lambda"), aws("iam")
+    tags = {"team": "platform", "cost-center": "cc-42"}
+
+    config = lam.get_function_configuration(FunctionName=out["FunctionName"])
+    env = config["Environment"]["Variables"]
+    assert env["DRIFT_MODE"] == "Repair", "Enabled, the old value, means Repair"
+    assert (env["DRIFT_EVENT_BUS"], env["GUARD_PUBLIC"], env["GUARD_ALLOWED_ACCOUNTS"], env["GUARD_ALLOWED_ORG_ID"],
+            env["GUARD_ALLOW_OVERRIDE"], env["REPAIR_LOOP_LIMIT"], env["REPAIR_LOOP_WINDOW_SECONDS"]) == (
+        bus, "Allow", f"{READER},444455556666", "o-abcdefghij", "true", "3", "600")
+    assert config["TracingConfig"]["Mode"] == "Active"
+    assert tags.items() <= lam.list_tags(Resource=out["ServiceToken"])["Tags"].items()
+
+    role = out["FunctionRoleArn"].rsplit("/", 1)[1]
+    assert tags.items() <= {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role)["Tags"]}.items()
+    operations = iam.get_role_policy(RoleName=role, PolicyName="Operations")["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in operations}
+    assert set(by_sid) == {"Logs", "FailedInvocations", "DriftEvents", "Tracing", "Encryption"}
+    assert by_sid["DriftEvents"]["Resource"].endswith(f":event-bus/{bus}")
+    assert sorted(by_sid["Tracing"]["Action"]) == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    assert (sorted(by_sid["Encryption"]["Action"]), by_sid["Encryption"]["Resource"]) == (
+        ["kms:Decrypt", "kms:GenerateDataKey"], kms_key)
+
+    sqs, sns, ddb = aws("sqs"), aws("sns"), aws("dynamodb")
+    queue = sqs.get_queue_attributes(QueueUrl=out["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
+    assert queue.get("KmsMasterKeyId") == kms_key, queue
+    assert tags.items() <= sqs.list_queue_tags(QueueUrl=out["DeadLetterQueueUrl"])["Tags"].items()
+    assert tags.items() <= {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(
+        ResourceArn=out["AlarmTopicArn"])["Tags"]}.items()
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=out["AlarmTopicArn"])["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "oncall@example.com")]
+    table_arn = ddb.describe_table(TableName=out["LedgerTable"])["Table"]["TableArn"]
+    assert tags.items() <= {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=table_arn)["Tags"]}.items()
+    assert tags.items() <= aws("logs").list_tags_log_group(logGroupName=out["LogGroupName"])["tags"].items()
+    bus_arn = aws("events").describe_event_bus(Name=out["ApplyEventBusName"])["Arn"]
+    assert tags.items() <= {t["Key"]: t["Value"] for t in aws("events").list_tags_for_resource(
+        ResourceARN=bus_arn)["Tags"]}.items()
+
+    # ministack 1.5.33 accepts these properties but does not apply them (the function's
+    # KmsKeyArn and ReservedConcurrentExecutions, the role's PermissionsBoundary, the
+    # table's SSESpecification, the topic's KmsMasterKeyId), so they are checked as the
+    # template writes them.
+    template = load_template(TEMPLATE)["Resources"]
+    fn_props = template["ProviderFunction"]["Properties"]
+    assert fn_props["KmsKeyArn"] == {"Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+    assert fn_props["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert template["ProviderFunctionRole"]["Properties"]["PermissionsBoundary"] == {
+        "Fn::If": ["HasPermissionsBoundary", {"Ref": "PermissionsBoundary"}, {"Ref": "AWS::NoValue"}]}
+    assert template["LedgerTable"]["Properties"]["SSESpecification"]["Fn::If"][1] == {
+        "SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "KmsKeyArn"}}
+    assert template["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {
+        "Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+
+    # Drift on: the CloudTrail rule and the schedule invoke the alias.
+    events = aws("events")
+    rules = [r for r in events.list_rules()["Rules"] if r["Name"].startswith("knobs-provider-")]
+    targets = {r["Name"]: [t["Arn"] for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]] for r in rules}
+    assert len(targets) == 2 and all(arns == [out["LiveServiceToken"]] for arns in targets.values()), targets
+    assert any(r.get("ScheduleExpression") == "rate(6 hours)" for r in rules)
+
+    cloudwatch = aws("cloudwatch")
+
+    def alarms():
+        found = [a for a in cloudwatch.describe_alarms()["MetricAlarms"]
+                 if a.get("AlarmActions") == [out["AlarmTopicArn"]]]
+        return {a["MetricName"]: a for a in found}
+
+    repair_alarms = alarms()
+    emf = {"DriftFound", "RepairFailed", "RepairLoopStopped"}
+    assert set(repair_alarms) == {"Errors", "ApproximateNumberOfMessagesVisible"} | emf, sorted(repair_alarms)
+    for name in emf:
+        # The function's metrics summed over services: the dimensionless set.
+        alarm = repair_alarms[name]
+        assert (alarm["Namespace"], alarm["Statistic"], alarm.get("Dimensions", [])) == (
+            "ResourcePolicyProvider", "Sum", []), alarm
+    for alarm in repair_alarms.values():
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0.0), alarm
+        assert tags.items() <= {t["Key"]: t["Value"] for t in cloudwatch.list_tags_for_resource(
+            ResourceARN=alarm["AlarmArn"])["Tags"]}.items()
+    assert_dashboard(cloudwatch, out["DashboardName"])
+
+    # Detect: the same checks, no repair alarms (nothing is repaired).
+    detect = update_from_s3(stacks, created, packaged_template(provider_code),
+                            parameters={**params, "DriftRepair": "Detect"}, Capabilities=CAPABILITIES)
+    assert detect.status == "UPDATE_COMPLETE", detect.describe()
+    assert lam.get_function_configuration(FunctionName=out["FunctionName"])["Environment"]["Variables"][
+        "DRIFT_MODE"] == "Detect"
+    assert set(alarms()) == {"Errors", "ApproximateNumberOfMessagesVisible", "DriftFound"}
+    assert len([r for r in events.list_rules()["Rules"] if r["Name"].startswith("knobs-provider-")]) == 2
