@@ -297,3 +297,18 @@ def test_release_deploys_upgrades_and_rolls_back(ministack, stacks, aws, unique_
     aws("dynamodb").delete_table(TableName=ledger)
     # The literal consumer has no provider left to delete its policy: CloudFormation can
     # only delete it retaining the custom resource (the `stacks` cleanup does that).
+
+
+def test_stated_minimum_rust_is_what_the_locked_crates_need():
+    """CHANGELOG, template.yaml and the build scripts state the minimum Rust: the highest
+    rust-version among the locked dependencies (cargo metadata), not a guess."""
+    proc = subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    declared = [p["rust_version"] for p in json.loads(proc.stdout)["packages"] if p.get("rust_version")]
+    needed = max(declared, key=lambda v: tuple(int(x) for x in v.split(".")))
+    stated = re.search(r"Rust \*\*(\d+\.\d+(?:\.\d+)?)\*\*", (REPO_ROOT / "CHANGELOG.md").read_text()).group(1)
+    assert tuple(int(x) for x in stated.split(".")) >= tuple(int(x) for x in needed.split(".")), (stated, needed)
+    assert stated == needed, f"CHANGELOG states Rust {stated}; the locked crates need {needed}"
+    for path in ("template.yaml", "scripts/release", "scripts/package"):
+        assert f"Rust {needed}" in (REPO_ROOT / path).read_text(), f"{path} does not state Rust {needed}"
