@@ -228,10 +228,12 @@ def test_release_deploys_upgrades_and_rolls_back(ministack, stacks, aws, unique_
     assert versions_started(logs, group)[-1] == v1
 
     # Release 2: new zip key, new description; the update publishes a version and moves the alias.
+    # This time the zip sits at a key of the operator's choosing, in a bucket named in full.
     release2 = tmp_path / "release2"
     manifest2 = make_release(binary, release2, version2)
     assert manifest2["version"] == version2
-    upload(s3, release2, bucket, version2)
+    s3.put_object(Bucket=bucket, Key="ops/rpp-release-2.zip", Body=(release2 / "bootstrap-x86_64.zip").read_bytes())
+    params = {**params, "CodeBucket": bucket, "CodeBucketRegionSuffix": "false", "CodeKey": "ops/rpp-release-2.zip"}
     upgraded = stacks.update(provider, (release2 / f"{NAME}.yaml").read_text(), parameters=params,
                              Capabilities=["CAPABILITY_IAM"])
     assert upgraded.status == "UPDATE_COMPLETE", upgraded.describe()
