@@ -430,6 +430,9 @@ def test_platform_knobs_and_drift_modes(ministack, stacks, provider_code, aws):
     targets = {r["Name"]: [t["Arn"] for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]] for r in rules}
     assert len(targets) == 2 and all(arns == [out["LiveServiceToken"]] for arns in targets.values()), targets
     assert any(r.get("ScheduleExpression") == "rate(6 hours)" for r in rules)
+    for rule in rules:
+        assert tags.items() <= {t["Key"]: t["Value"] for t in events.list_tags_for_resource(
+            ResourceARN=rule["Arn"])["Tags"]}.items(), rule["Name"]
 
     cloudwatch = aws("cloudwatch")
 
