@@ -314,3 +314,32 @@ def test_stated_minimum_rust_is_what_the_locked_crates_need():
     assert stated == needed, f"CHANGELOG states Rust {stated}; the locked crates need {needed}"
     for path in ("template.yaml", "scripts/release", "scripts/package"):
         assert f"Rust {needed}" in (REPO_ROOT / path).read_text(), f"{path} does not state Rust {needed}"
+
+
+def test_a_two_architecture_release_pins_each_zip(tmp_path: Path):
+    """Where arm64 is built too (not on this machine's CI, which packages --binary): the
+    CloudFormation template offers both architectures, each pinned to its own zip's
+    CodeSha256, arm64 by default; the SAR template carries arm64 only."""
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+    loader = SourceFileLoader("release_script", str(RELEASE))
+    release = importlib.util.module_from_spec(importlib.util.spec_from_loader("release_script", loader))
+    loader.exec_module(release)
+    shas = {"x86_64": "eDg2LXNoYQ==", "arm64": "YXJtLXNoYQ=="}
+    common = dict(source_version=cargo_version(), version=cargo_version(), archs=["x86_64", "arm64"],
+                  code_sha256=shas, author="resource-policy-provider-maintainers", source_url=None)
+    source = (REPO_ROOT / "template.yaml").read_text()
+    (tmp_path / "cfn.yaml").write_text(release.render(source, sar=False, **common))
+    (tmp_path / "sar.yaml").write_text(release.render(source, sar=True, **common))
+    cfn, sar = load_template(tmp_path / "cfn.yaml"), load_template(tmp_path / "sar.yaml")
+    assert cfn["Parameters"]["Architecture"]["AllowedValues"] == ["x86_64", "arm64"]
+    assert cfn["Parameters"]["Architecture"]["Default"] == "arm64"
+    assert cfn["Conditions"]["ArchitectureArm64"] == {"Fn::Equals": [{"Ref": "Architecture"}, "arm64"]}
+    assert cfn["Resources"]["ProviderVersion"]["Properties"]["CodeSha256"] == {
+        "Fn::If": ["ArchitectureArm64", shas["arm64"], shas["x86_64"]]}
+    assert sar["Parameters"]["Architecture"]["AllowedValues"] == ["arm64"]
+    assert sar["Resources"]["ProviderFunction"]["Properties"]["Code"] == "bootstrap-arm64.zip"
+    assert sar["Resources"]["ProviderVersion"]["Properties"]["CodeSha256"] == shas["arm64"]
+    lint = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "cfn-lint"), str(tmp_path / "cfn.yaml"),
+                           str(tmp_path / "sar.yaml")], capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
