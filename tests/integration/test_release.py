@@ -343,3 +343,48 @@ def test_a_two_architecture_release_pins_each_zip(tmp_path: Path):
     lint = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "cfn-lint"), str(tmp_path / "cfn.yaml"),
                            str(tmp_path / "sar.yaml")], capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_a_0_1_0_stack_updates_to_this_template(ministack, stacks, aws, unique_name, provider_code):
+    """A provider deployed from 0.1.0's template (SAM transform, Fn::ForEach, drift repair
+    on) with a consumer on its ServiceToken export: the update to this template
+    completes, keeps the export's value (the consumer goes on working, on $LATEST), the
+    ledger table and its rows, and adds the LiveServiceToken."""
+    from deploy_path import create_from_s3, packaged_template, update_from_s3
+
+    old_text = (Path(__file__).parent / "templates" / "template-0.1.0.yaml").read_text()
+    old_text = re.sub(r"^( +CodeUri: )\.$", rf"\g<1>s3://{provider_code.bucket}/{provider_code.key}",
+                      old_text, flags=re.M)
+    name = unique_name("old")
+    base = {"Architecture": "x86_64", "ResponseUrlAllowedHosts": f"127.0.0.1:{ministack.peer.port}"}
+    old = create_from_s3(stacks, name, old_text, parameters={**base, "DriftRepair": "Enabled",
+                                                              "InvokerAccountIds": OTHER_ACCOUNT},
+                         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    assert old.status == "CREATE_COMPLETE", old.describe()
+
+    table = unique_name("tbl")
+    table_arn = f"arn:aws:dynamodb:{REGION}:{MINISTACK_ACCOUNT}:table/{table}"
+    legacy = json.loads(consumer_template(name, table, ["dynamodb:GetItem"]))
+    legacy["Resources"]["TablePolicy"]["Properties"]["ServiceToken"] = {"Fn::ImportValue": f"{name}-ServiceToken"}
+    consumer = stacks.create(unique_name("consumer"), json.dumps(legacy))
+    assert consumer.status == "CREATE_COMPLETE", consumer.describe()
+    ddb = aws("dynamodb")
+    assert ddb.get_item(TableName=old.outputs["LedgerTable"], Key={"target": {"S": table_arn}}).get("Item")
+
+    new = update_from_s3(stacks, old, packaged_template(provider_code),
+                         parameters={**base, "DriftRepair": "Enabled", "InvokerAccount1": OTHER_ACCOUNT},
+                         Capabilities=["CAPABILITY_IAM"])
+    assert new.status == "UPDATE_COMPLETE", new.describe()
+    assert new.outputs["ServiceToken"] == old.outputs["ServiceToken"]
+    assert new.outputs["LedgerTable"] == old.outputs["LedgerTable"], "the ledger was replaced"
+    assert ddb.get_item(TableName=new.outputs["LedgerTable"], Key={"target": {"S": table_arn}}).get("Item")
+    assert new.outputs["LiveServiceToken"] == new.outputs["ServiceToken"] + ":live"
+    env = aws("lambda").get_function_configuration(FunctionName=new.outputs["FunctionName"])["Environment"]["Variables"]
+    assert env["DRIFT_MODE"] == "Repair" and env["LEDGER_TABLE"] == new.outputs["LedgerTable"]
+
+    legacy["Resources"]["TablePolicy"]["Properties"]["Policy"]["Statement"][0]["Action"] = [
+        "dynamodb:GetItem", "dynamodb:Query"]
+    updated = stacks.update(consumer, json.dumps(legacy))
+    assert updated.status == "UPDATE_COMPLETE", updated.describe()
+    assert "dynamodb:Query" in ddb_policy(ddb, table_arn)[0]
+    assert versions_started(aws("logs"), new.outputs["LogGroupName"])[-1] == "$LATEST"
