@@ -463,3 +463,11 @@ def test_platform_knobs_and_drift_modes(ministack, stacks, provider_code, aws):
         "DRIFT_MODE"] == "Detect"
     assert set(alarms()) == {"Errors", "ApproximateNumberOfMessagesVisible", "DriftFound"}
     assert len([r for r in events.list_rules()["Rules"] if r["Name"].startswith("knobs-provider-")]) == 2
+
+
+def test_a_tag_key_without_a_value_is_refused_before_anything_is_created(ministack, stacks, provider_code):
+    """CloudWatch alarms refuse an empty tag value; the template's Rules say so up front."""
+    with pytest.raises(Exception, match="TagKey needs a TagValue"):
+        create_from_s3(stacks, "tag-rule-provider", packaged_template(provider_code),
+                       parameters=provider_parameters(ministack.peer.port, TagKey="team"),
+                       Capabilities=CAPABILITIES)
