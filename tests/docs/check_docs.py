@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.machinery
+import importlib.util
 import json
 import os
 import re
@@ -39,8 +40,7 @@ PENDING_PARAMETERS = {"CodeBucket", "CodeKey", "InvokerOrganizationId", "AlarmEm
                       "KmsKeyArn", "ReservedConcurrency", "Tracing"}
 PENDING_OUTPUTS = {"LiveServiceToken", "AlarmTopicArn"}
 PENDING_EXPORTS = {f"{DEFAULT_PROVIDER_STACK}-LiveServiceToken"}
-# Parameters the documentation describes differently from today's template on purpose
-# (the values are changing with the template); their defaults are still compared.
+# (script, option) pairs the documentation names before the script has them.
 PENDING_SCRIPT_OPTIONS: set[tuple[str, str]] = set()
 
 # Top-level entries a backticked name may start with to count as a repository path.
@@ -327,8 +327,11 @@ def check_export_names(exports: set[str], docs: dict[str, Doc], report: Report, 
 
 
 def _known_props() -> set[str]:
+    """The request properties scripts/check-events knows (the product's), plus DryRun."""
     loader = importlib.machinery.SourceFileLoader("check_events", str(ROOT / "scripts" / "check-events"))
-    module = loader.load_module()  # noqa: the script is not a package module
+    spec = importlib.util.spec_from_loader("check_events", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
     return set(module.KNOWN_PROPS) | {"DryRun"}
 
 
@@ -551,9 +554,6 @@ def check_environment_table(root: Path, docs: dict[str, Doc], report: Report) ->
                 continue
             if var.isupper() and "_" in var and var not in source:
                 report.error(f"{doc.name}:{lineno}", f"environment variable {var} is read nowhere in src/")
-
-
-CHECKS: list[Callable[..., None]] = []
 
 
 def run_checks(root: Path, docs: dict[str, Doc], lint: bool = True) -> Report:
