@@ -16,6 +16,9 @@ HERE = Path(__file__).resolve().parent
 INTEGRATION = HERE.parent / "integration"
 sys.path.insert(0, str(INTEGRATION))
 sys.path.insert(0, str(HERE))
+# python-hcl2 for the Terraform snippets: scripts/check-docs installs it into .venv-docs.
+if (HERE.parent.parent / ".venv-docs").is_dir():
+    sys.path.append(str(HERE.parent.parent / ".venv-docs"))
 
 _spec = importlib.util.spec_from_file_location("integration_conftest", INTEGRATION / "conftest.py")
 _integration = importlib.util.module_from_spec(_spec)

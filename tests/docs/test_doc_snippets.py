@@ -3,6 +3,9 @@
 - every YAML template marked `<!-- check: deploy [Name=value ...] -->` in README.md or
   docs/ is deployed as written against the provider deployed from template.yaml, and
   each of its policies is read back from the service;
+- the CloudFormation template inside docs/terraform.md's `aws_cloudformation_stack`
+  (its `jsonencode({...})`, with the table's ARN for the Terraform reference) deployed
+  the same way;
 - the apply request marked `<!-- check: invoke -->` (what Terraform's
   aws_lambda_invocation sends) is invoked on the deployed function, with the
   documentation's example account replaced by the emulator's.
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -117,3 +121,42 @@ def test_terraform_destroy_payload_removes_the_policy(ministack, provider_stack,
     applied = {k: v for k, v in created.items() if k != "tf"}
     _invoke(ministack, function, {**applied, "tf": {"action": "delete", "prev_input": applied}})
     assert ddb_policy(ddb, created["detail"]["ResourceArn"]) is None
+
+
+def hcl_object_to_json(text: str) -> str:
+    """The HCL object syntax the Terraform snippets use (`{Key = value, "Fn::X" = ...}`,
+    lists, strings, numbers) as JSON."""
+    text = re.sub(r'([{,]\s*)([A-Za-z_][\w-]*)\s*=', r'\1"\2":', text)
+    return re.sub(r'("[^"]*")\s*=', r"\1:", text)
+
+
+def test_terraform_cloudformation_stack_template_deploys(ministack, stacks, provider_stack, aws, unique_name):
+    try:
+        import hcl2
+    except ImportError:
+        pytest.fail("python-hcl2 is missing: run scripts/check-docs first (it installs .venv-docs)", pytrace=False)
+    doc = load_docs(ROOT)["docs/terraform.md"]
+    wrappers = [b for b in doc.blocks if b.lang == "hcl" and "aws_cloudformation_stack" in b.text]
+    assert len(wrappers) == 1, "docs/terraform.md has one aws_cloudformation_stack snippet"
+    parsed = hcl2.loads(wrappers[0].text)
+    (stack,) = [r for block in parsed["resource"] for k, r in block.items() if "aws_cloudformation_stack" in k]
+    (body,) = [v["template_body"] for v in stack.values()]
+    inner = re.fullmatch(r"\$\{jsonencode\((.*)\)\}", body, re.S)
+    assert inner, body[:80]
+
+    table = unique_name("tfstack").lower()[:60]
+    ddb = aws("dynamodb")
+    table_arn = ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])["TableDescription"]["TableArn"]
+    text = inner.group(1).replace("aws_dynamodb_table.orders.arn", json.dumps(table_arn))
+    template = json.loads(hcl_object_to_json(text))
+
+    created = stacks.create(unique_name("tf-wrapper"), template)
+    assert created.status == "CREATE_COMPLETE", created.describe()
+    live, revision = ddb_policy(ddb, table_arn)
+    assert revision == created.outputs["RevisionId"]
+    assert [s["Sid"] for s in json.loads(live)["Statement"]] == ["ReaderGetItem"]
+    deleted = stacks.delete(created)
+    assert deleted.status == "DELETE_COMPLETE", deleted.describe()
+    assert ddb_policy(ddb, table_arn) is None, "terraform destroy (the stack's delete) removes the policy"
