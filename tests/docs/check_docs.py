@@ -475,7 +475,7 @@ def _table_rows(doc: Doc, marker: str) -> list[list[str]]:
                         break
                     continue
                 cells = [c.strip() for c in row.strip().strip("|").split("|")]
-                if set(cells[0]) <= {"-", " "} or cells[0] in ("Parameter", "Output"):
+                if set(cells[0]) <= {"-", " "} or cells[0] in ("Parameter", "Output", "Property"):
                     continue
                 rows.append(cells)
             return rows
@@ -540,6 +540,22 @@ def check_configuration_tables(template: dict, docs: dict[str, Doc], report: Rep
             report.error(doc.name, f"template.yaml output {name} is not in the outputs table")
 
 
+def check_properties_table(docs: dict[str, Doc], report: Report) -> None:
+    """README's property table lists exactly the request properties the product has
+    (scripts/check-events' list, which mirrors the request parser)."""
+    doc = docs["README.md"]
+    rows = _table_rows(doc, "properties")
+    if not rows:
+        report.error("README.md", "no `check: properties` table")
+        return
+    documented = {name for cells in rows for name in re.findall(r"`(\w+)`", cells[0])}
+    known = _known_props() - {"DryRun"}
+    for name in sorted(known - documented):
+        report.error("README.md", f"property {name} is missing from the properties table")
+    for name in sorted(documented - known):
+        report.error("README.md", f"property {name} is not one the function accepts")
+
+
 def check_environment_table(root: Path, docs: dict[str, Doc], report: Report) -> None:
     doc = docs.get("docs/configuration.md")
     if doc is None:
@@ -569,6 +585,7 @@ def run_checks(root: Path, docs: dict[str, Doc], lint: bool = True) -> Report:
     check_snippets(root, docs, exports, report, lint=lint)
     check_configuration_tables(template, docs, report)
     check_environment_table(root, docs, report)
+    check_properties_table(docs, report)
     return report
 
 
@@ -620,6 +637,8 @@ BREAKS: list[tuple[str, str, Callable[[str], str], str]] = [
                          "| `ApplyEventBusName` | `<stack name>-ApplyBus` |", 1), "ApplyEventBusName"),
     ("an environment variable the code does not read", "docs/configuration.md",
      lambda t: t.replace("| `RECONCILE_CONCURRENCY` |", "| `RECONCILE_PARALLELISM` |", 1), "RECONCILE_PARALLELISM"),
+    ("a property the function does not accept", "README.md",
+     lambda t: t.replace("| `Service` | optional:", "| `Servce` | optional:", 1), "Servce"),
     ("a layout entry that does not exist", "CONTRIBUTING.md",
      lambda t: t.replace("src/drift.rs ", "src/drifts.rs", 1), "src/drifts.rs"),
 ]
