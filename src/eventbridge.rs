@@ -42,7 +42,7 @@ pub async fn handle(
         target = tracing::field::Empty
     );
     let needed = match detail_type.as_str() {
-        "PutResourcePolicy" => PolicyNeeded::Yes,
+        "PutResourcePolicy" | "Plan" => PolicyNeeded::Yes,
         "DeleteResourcePolicy" => PolicyNeeded::No,
         "AWS API Call via CloudTrail" => {
             return drift::handle(&app, &event, lambda_deadline_ms)
@@ -83,9 +83,23 @@ pub async fn handle(
         }
     }
     drop(_entered);
-    apply(&app, &event, needed, lambda_deadline_ms)
+    let done = apply(&app, &event, needed, lambda_deadline_ms)
         .instrument(span)
-        .await
+        .await;
+    let data = done.as_ref().ok().map(|v| &v["Data"]);
+    let field = |k: &str| {
+        data.and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    crate::metrics::change(
+        "Apply",
+        field("Service").as_deref().unwrap_or("unknown"),
+        if done.is_ok() { "SUCCESS" } else { "FAILED" },
+        field("Attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
+        field("PropagationMs").and_then(|a| a.parse().ok()),
+    );
+    done
 }
 
 /// Terraform's `aws_lambda_invocation` with `lifecycle_scope = "CRUD"` adds
@@ -163,7 +177,21 @@ async fn apply(
         token: id.to_string(),
         not_found,
         policy_id: req.policy_id.clone(),
+        take_over: req.take_over,
+        guard_override: req.guard_override,
+        existing: false,
     };
+    // A plan before apply: the same validation, record and plan, nothing written.
+    if req.dry_run || text(event, "detail-type") == "Plan" {
+        let wanted = match needed {
+            PolicyNeeded::Yes => Wanted::of(&req),
+            PolicyNeeded::No => remaining(app, &detail, &req, &owner).await?,
+        };
+        let c = change(wanted, &req.target, NotFound::Final);
+        let plan = crate::change::dry_run::dry_run(app, &c, &budget).await?;
+        info!(status = %plan["Status"], "planned, nothing written");
+        return Ok(plan);
+    }
     let (status, applied) = match needed {
         PolicyNeeded::Yes => {
             let c = change(Wanted::of(&req), &req.target, NotFound::MayAppear);

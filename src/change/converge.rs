@@ -124,7 +124,7 @@ pub async fn converge(
     let mut round = 0u32;
     loop {
         round += 1;
-        let live = read_slot(app, target, &view, &w.slot, budget, &retry)
+        let live = read_slot(app, target, &view, &w.slot, budget)
             .await
             .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
         let live_doc: Option<Value> = live
@@ -260,14 +260,14 @@ pub async fn converge(
 /// recorded PolicyId picks one; without one, the policy that holds what the owners
 /// placed (a write whose answer was lost, or one made before the id was recorded) is
 /// adopted rather than a second one made.
-async fn read_slot(
+pub(crate) async fn read_slot(
     app: &App,
     target: &Target,
     view: &View,
     slot: &Slot,
     budget: &Budget,
-    retry: &RetryPolicy,
 ) -> Result<Option<LivePolicy>, RetryError> {
+    let retry = &RetryPolicy::from_settings(&app.settings);
     let what = format!(
         "{} read of the policy on {target}",
         target.service.facts().display_name
