@@ -110,10 +110,12 @@ struct Terraform {
     prev_input: Option<Value>,
 }
 
-/// Takes `tf` out of the request (it is not a request property).
-fn split_tf(detail: &Value) -> Result<(Value, Option<Terraform>), InvalidRequest> {
-    let mut detail = detail.clone();
-    let Some(tf) = detail.as_object_mut().and_then(|m| m.remove("tf")) else {
+/// The request in `event` and Terraform's `tf`, which Terraform adds at the top level
+/// of the input it invokes the function with (also accepted inside `detail`).
+fn split_tf(event: &Value) -> Result<(Value, Option<Terraform>), InvalidRequest> {
+    let mut detail = event.get("detail").cloned().unwrap_or(Value::Null);
+    let inner = detail.as_object_mut().and_then(|m| m.remove("tf"));
+    let Some(tf) = event.get("tf").cloned().or(inner) else {
         return Ok((detail, None));
     };
     let action = tf
@@ -155,7 +157,7 @@ async fn apply(
         .into());
     }
     let owner = Owner::sender(account, source);
-    let (detail, tf) = split_tf(event.get("detail").unwrap_or(&Value::Null))?;
+    let (detail, tf) = split_tf(event)?;
     let needed = match tf.as_ref().map(|t| t.action.as_str()) {
         Some("delete") => PolicyNeeded::No,
         Some(_) => PolicyNeeded::Yes,
@@ -198,7 +200,11 @@ async fn apply(
             let applied = execute(app, &c, &budget).await?;
             // Terraform moved the request to another target: leave the old one.
             if let Some(prev) = tf.as_ref().and_then(|t| t.prev_input.as_ref()) {
-                let (prev, _) = split_tf(prev)?;
+                // The previous input: an apply request (its `detail`), or a bare request.
+                let prev = match prev.get("detail") {
+                    Some(_) => split_tf(prev)?.0,
+                    None => prev.clone(),
+                };
                 if let Ok(old) =
                     PolicyRequest::from_properties(&prev, &app.region, PolicyNeeded::No)
                 {
