@@ -181,6 +181,7 @@ async fn continue_walk(app: &App, walk_id: &str) -> Result<(), InvocationError> 
         .lambda(&app.region)
         .invoke()
         .function_name(name)
+        .set_qualifier(app.settings.function_version.clone())
         .invocation_type(InvocationType::Event)
         .payload(Blob::new(continuation(walk_id).to_string()))
         .send()

@@ -40,6 +40,9 @@ pub struct Settings {
     pub reconcile_concurrency: u32,
     /// This function's name, for the reconcile's continuation (Lambda sets it).
     pub function_name: Option<String>,
+    /// The version running (`AWS_LAMBDA_FUNCTION_VERSION`): the function's invocations
+    /// of itself run the same code, whatever the alias points at by then.
+    pub function_version: Option<String>,
     /// What a drift check does: nothing, report, or repair (`DRIFT_MODE`).
     pub drift_mode: DriftMode,
     /// Repairs of one target allowed in `repair_loop_window` before they stop.
@@ -83,6 +86,7 @@ impl Default for Settings {
             apply_allowed_accounts: None,
             reconcile_concurrency: 4,
             function_name: None,
+            function_version: None,
             drift_mode: DriftMode::Repair,
             repair_loop_limit: 5,
             repair_loop_window: Duration::from_secs(3600),
@@ -172,6 +176,7 @@ impl Settings {
             apply_allowed_accounts: accounts,
             reconcile_concurrency: count("RECONCILE_CONCURRENCY", d.reconcile_concurrency)?,
             function_name: text("AWS_LAMBDA_FUNCTION_NAME"),
+            function_version: text("AWS_LAMBDA_FUNCTION_VERSION").filter(|v| v != "$LATEST"),
             drift_mode: match text("DRIFT_MODE").as_deref() {
                 None => d.drift_mode,
                 Some(m) if m.eq_ignore_ascii_case("disabled") => DriftMode::Disabled,

@@ -240,6 +240,12 @@ pub async fn converge(
             ..View::default()
         });
         if latest.change_version == view.change_version || latest.owners.is_empty() {
+            // Gone owners and retired Sids no writer can still act on leave the ledger.
+            if latest.prunable(crate::ledger::now_ms()) {
+                if let Err(e) = ledger.prune(&latest, crate::ledger::now_ms()).await {
+                    warn!(error = %e, "could not prune the target's gone owners");
+                }
+            }
             out.view = latest;
             return Ok(out);
         }

@@ -60,6 +60,7 @@ pub async fn send(app: &App, event: &Value) -> Result<(), String> {
         .lambda(&app.region)
         .invoke()
         .function_name(name)
+        .set_qualifier(app.settings.function_version.clone())
         .invocation_type(InvocationType::Event)
         .payload(Blob::new(event.to_string()))
         .send()

@@ -210,6 +210,14 @@ impl View {
         (after, version)
     }
 
+    /// Whether a gone owner or retired Sids are older than any writer can be in flight.
+    pub fn prunable(&self, now: u64) -> bool {
+        let old = now.saturating_sub(super::IN_FLIGHT_STALE.as_millis() as u64);
+        self.owners
+            .values()
+            .any(|r| r.changed_at <= old && (!r.present || !r.retired.is_empty()) || r.legacy)
+    }
+
     /// Whether anything is left to manage.
     pub fn is_empty(&self) -> bool {
         self.owners.is_empty()
