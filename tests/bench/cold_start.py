@@ -55,6 +55,7 @@ RESPONSE_HOST = "127.0.0.2"  # the ResponseURL (another loopback name: no shared
 FUNCTION_ARN = "arn:aws:lambda:%s:%s:function:bench" % (REGION, ACCOUNT)
 TABLE = "bench-table"
 STREAM = "bench-stream"
+LEDGER = "bench-ledger"
 TIMEOUT = 60
 
 
@@ -277,6 +278,11 @@ def make_resources(port, services):
     kw = dict(endpoint_url="http://127.0.0.1:%d" % port, region_name=REGION,
               aws_access_key_id="test", aws_secret_access_key="test")
     arns = {}
+    # The ledger the function records ownership in (it refuses to start without one).
+    boto3.client("dynamodb", **kw).create_table(
+        TableName=LEDGER, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}])
     if "dynamodb" in services:
         ddb = boto3.client("dynamodb", **kw)
         ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
@@ -292,10 +298,12 @@ def make_resources(port, services):
     return arns
 
 
-def policy(service, arn):
+def policy(service, arn, n=0):
+    """The policy of run `n`: each run writes a new document, so every cold Create does
+    the whole path (record, read, put, read-back, settle), never a no-op adoption."""
     action = "dynamodb:GetItem" if service == "dynamodb" else "kinesis:GetRecords"
     return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "BenchRead", "Effect": "Allow",
+        "Sid": "BenchRead%d" % n, "Effect": "Allow",
         "Principal": {"AWS": "arn:aws:iam::111122223333:role/bench-reader"},
         "Action": action, "Resource": arn}]}
 
@@ -319,7 +327,7 @@ class Bench:
             "StackId": "arn:aws:cloudformation:%s:%s:stack/bench/1" % (REGION, ACCOUNT),
             "LogicalResourceId": "Policy", "ResourceType": "Custom::ResourcePolicy",
             "ResourceProperties": {"ServiceToken": FUNCTION_ARN, "Service": service,
-                                   "ResourceArn": arn, "Policy": policy(service, arn)}}).encode()
+                                   "ResourceArn": arn, "Policy": policy(service, arn, self.n)}}).encode()
 
     def command(self, impl):
         if impl == "ours":
@@ -336,7 +344,8 @@ class Bench:
                "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_STREAM_NAME": "s",
                "AWS_LAMBDA_LOG_GROUP_NAME": "g", "AWS_LAMBDA_LOG_LEVEL": "warn",
-               "RESPONSE_URL_ALLOWED_HOSTS": response_base.split("://", 1)[1]}
+               "RESPONSE_URL_ALLOWED_HOSTS": response_base.split("://", 1)[1],
+               "LEDGER_TABLE": LEDGER}
         if mode == "tls":
             env.update(SSL_CERT_FILE=self.bundle, AWS_CA_BUNDLE=self.bundle)
         if impl == "crhelper":
