@@ -18,7 +18,9 @@ use resource_policy_provider::target::Target;
 use resource_policy_provider::{handle, sdk_loader, App};
 use serde_json::{json, Value};
 
-use super::{create_table, deadline_in, peers, recorder::Recorder, settings, World, ACCOUNT, TABLE};
+use super::{
+    create_table, deadline_in, peers, recorder::Recorder, settings, World, ACCOUNT, TABLE,
+};
 
 const GUID: &str = "4a7c0e20-9d1b-11ef-8f3a-0a1b2c3d4e5f";
 const OTHER_ACCOUNT: &str = "210987654321";
@@ -75,12 +77,11 @@ async fn app_at(
     });
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&rule]);
     let kinesis = aws_sdk_kinesis::Client::new(&config(aws_url.to_string()).await);
-    let clients = resource_policy_provider::services::Clients::new(
-        config(server_url.to_string()).await,
-    )
-    .with_kinesis("us-east-1", kinesis)
-    .with_dynamodb("us-east-1", ddb)
-    .with_lambda("us-east-1", lambda);
+    let clients =
+        resource_policy_provider::services::Clients::new(config(server_url.to_string()).await)
+            .with_kinesis("us-east-1", kinesis)
+            .with_dynamodb("us-east-1", ddb)
+            .with_lambda("us-east-1", lambda);
     (
         Arc::new(App::new(clients, settings, "us-east-1")),
         invoked,
@@ -133,6 +134,7 @@ fn sender_owner(account: &str, source: &str) -> String {
 }
 
 /// A custom resource request as CloudFormation sends it.
+#[allow(clippy::too_many_arguments)]
 fn cfn_event(
     w: &World,
     path: &str,
@@ -222,7 +224,17 @@ async fn update(
 }
 
 async fn delete(w: &World, stack: &str, logical: &str, props: &Value, physical: &str) -> Value {
-    cfn_via(w, &w.app, stack, logical, "Delete", props, Some(physical), None).await
+    cfn_via(
+        w,
+        &w.app,
+        stack,
+        logical,
+        "Delete",
+        props,
+        Some(physical),
+        None,
+    )
+    .await
 }
 
 fn ok(body: &Value) -> String {
@@ -380,7 +392,9 @@ async fn ssm_policy_repaired_after_out_of_band_delete_is_updated_and_deleted_wit
     let w = plain().await;
     let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/seq1";
     ssm_parameter(&w, arn).await;
-    let theirs = doc(&[json!({"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "ssm:GetParameter", "Resource": arn})]);
+    let theirs = doc(&[
+        json!({"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "ssm:GetParameter", "Resource": arn}),
+    ]);
     let ssm = w.app.clients.ssm("us-east-1");
     ssm.put_resource_policy()
         .resource_arn(arn)
@@ -388,12 +402,19 @@ async fn ssm_policy_repaired_after_out_of_band_delete_is_updated_and_deleted_wit
         .send()
         .await
         .unwrap();
-    let mine = |action: &str| doc(&[json!({"Sid": "Mine", "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": action, "Resource": arn})]);
+    let mine = |action: &str| {
+        doc(&[
+            json!({"Sid": "Mine", "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": action, "Resource": arn}),
+        ])
+    };
     let v1 = json!({"ResourceArn": arn, "Policy": mine("ssm:GetParameter")});
     let id = ok(&create(&w, "app", "ParamPolicy", &v1).await);
     assert_eq!(ssm_policies(&w, arn).await.len(), 2, "theirs and ours");
     let owner = cfn_owner("app", "ParamPolicy");
-    let id1 = record(&w, arn, &owner).await.policy_id.expect("PolicyId recorded");
+    let id1 = record(&w, arn, &owner)
+        .await
+        .policy_id
+        .expect("PolicyId recorded");
 
     // Out of band: our policy is deleted; its CloudTrail event re-creates it (id2).
     let hash = ssm_policies_raw(&w, arn, &id1).await;
@@ -424,9 +445,19 @@ async fn ssm_policy_repaired_after_out_of_band_delete_is_updated_and_deleted_wit
     let same = ok(&update(&w, "app", "ParamPolicy", &v2, &id, &v1).await);
     assert_eq!(same, id, "same target: the id it received");
     let policies = ssm_policies(&w, arn).await;
-    assert_eq!(policies.len(), 2, "theirs and exactly one of ours: {policies:?}");
-    assert!(policies.contains(&mine("ssm:GetParameterHistory")), "{policies:?}");
-    assert!(!policies.contains(&mine("ssm:GetParameter")), "{policies:?}");
+    assert_eq!(
+        policies.len(),
+        2,
+        "theirs and exactly one of ours: {policies:?}"
+    );
+    assert!(
+        policies.contains(&mine("ssm:GetParameterHistory")),
+        "{policies:?}"
+    );
+    assert!(
+        !policies.contains(&mine("ssm:GetParameter")),
+        "{policies:?}"
+    );
 
     // The stack's Delete: ours goes, theirs stays, nothing unmanaged is left.
     ok(&delete(&w, "app", "ParamPolicy", &v2, &id).await);
@@ -437,7 +468,10 @@ async fn ssm_policy_repaired_after_out_of_band_delete_is_updated_and_deleted_wit
     // Later drift events and a reconcile leave it so.
     let out = w.invoke(&ev, Duration::from_secs(30)).await.unwrap();
     assert_ne!(out["Status"], "REPAIRED", "{out}");
-    let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+    let out = w
+        .invoke(&scheduled(), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(out["Totals"]["Failed"], 0, "{out}");
     assert_eq!(ssm_policies(&w, arn).await, vec![theirs]);
 }
@@ -463,13 +497,17 @@ async fn ssm_policies_raw(w: &World, arn: &str, id: &str) -> String {
 /// stack O's) is refused; the rollback Update (props = the old list,
 /// OldResourceProperties = the refused one) removes nothing of O's or the hand's.
 #[tokio::test]
-async fn a_rollback_update_after_a_refused_sid_keeps_the_other_owners_and_hand_written_statements(
-) {
+async fn a_rollback_update_after_a_refused_sid_keeps_the_other_owners_and_hand_written_statements()
+{
     let w = plain().await;
     let target = json!({"PolicyName": "seq2"});
     let a = "xray:PutTraceSegments";
     hand_put(&w, &target, &doc(&[st("Hand", "xray:GetSamplingRules")])).await;
-    let o_props = with(&target, "Statements", json!([st("ReadAccess", "xray:BatchGetTraces")]));
+    let o_props = with(
+        &target,
+        "Statements",
+        json!([st("ReadAccess", "xray:BatchGetTraces")]),
+    );
     ok(&create(&w, "other", "Grant", &o_props).await);
     let mine = with(&target, "Statements", json!([st("Mine", a)]));
     let id = ok(&create(&w, "app", "Grant", &mine).await);
@@ -494,8 +532,14 @@ async fn a_rollback_update_after_a_refused_sid_keeps_the_other_owners_and_hand_w
     let after = live(&w, &target).await.unwrap();
     let list = statements_of(&after);
     assert_eq!(sids_of(&after), ["Hand", "ReadAccess", "Mine"], "{after}");
-    assert!(list.contains(&st("ReadAccess", "xray:BatchGetTraces")), "{after}");
-    assert!(list.contains(&st("Hand", "xray:GetSamplingRules")), "{after}");
+    assert!(
+        list.contains(&st("ReadAccess", "xray:BatchGetTraces")),
+        "{after}"
+    );
+    assert!(
+        list.contains(&st("Hand", "xray:GetSamplingRules")),
+        "{after}"
+    );
     let id_t = target_of(&target).display_id();
     let o = record(&w, &id_t, &cfn_owner("other", "Grant")).await;
     assert!(o.present && o.holding.sids() == ["ReadAccess"], "{o:?}");
@@ -504,7 +548,10 @@ async fn a_rollback_update_after_a_refused_sid_keeps_the_other_owners_and_hand_w
 
     // A repair afterwards agrees: nothing to change.
     let out = w
-        .invoke(&xray_trail("seq2", "PutResourcePolicy"), Duration::from_secs(30))
+        .invoke(
+            &xray_trail("seq2", "PutResourcePolicy"),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(out["Status"], "IN_SYNC", "{out}");
@@ -534,7 +581,10 @@ async fn a_delete_that_cannot_finish_leaves_the_owner_gone_and_repairs_finish_th
     let gone = delete(&w, "app", "Tracing", &props, &id).await;
     assert_eq!(ok(&gone), id, "the stack is not held up: {gone}");
     let r = record(&w, id_t, &cfn_owner("app", "Tracing")).await;
-    assert!(!r.present, "recorded gone before the service was touched: {r:?}");
+    assert!(
+        !r.present,
+        "recorded gone before the service was touched: {r:?}"
+    );
     assert!(
         live(&w, &props).await.is_some(),
         "the removal really did not finish (the fault held)"
@@ -545,7 +595,10 @@ async fn a_delete_that_cannot_finish_leaves_the_owner_gone_and_repairs_finish_th
 
     // Someone touches the policy: the repair finishes the removal, it does not restore.
     let out = w
-        .invoke(&xray_trail("seq3", "PutResourcePolicy"), Duration::from_secs(30))
+        .invoke(
+            &xray_trail("seq3", "PutResourcePolicy"),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(out["Status"], "REPAIRED", "{out}");
@@ -553,13 +606,23 @@ async fn a_delete_that_cannot_finish_leaves_the_owner_gone_and_repairs_finish_th
 
     // Deleted again by hand, then events and the reconcile: never put back.
     let out = w
-        .invoke(&xray_trail("seq3", "DeleteResourcePolicy"), Duration::from_secs(30))
+        .invoke(
+            &xray_trail("seq3", "DeleteResourcePolicy"),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(out["Status"], "IN_SYNC", "{out}");
-    let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+    let out = w
+        .invoke(&scheduled(), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(out["Totals"]["Failed"], 0, "{out}");
-    assert_eq!(live(&w, &props).await, None, "the reconcile does not restore it");
+    assert_eq!(
+        live(&w, &props).await,
+        None,
+        "the reconcile does not restore it"
+    );
     let r = record(&w, id_t, &cfn_owner("app", "Tracing")).await;
     assert!(!r.present, "{r:?}");
 }
@@ -571,7 +634,11 @@ async fn the_reconcile_finishes_a_removal_that_did_not_finish() {
     let w = plain().await;
     let target = json!({"PolicyName": "seq3b"});
     hand_put(&w, &target, &doc(&[st("Hand", "xray:GetSamplingRules")])).await;
-    let props = with(&target, "Statements", json!([st("Owned", "xray:PutTraceSegments")]));
+    let props = with(
+        &target,
+        "Statements",
+        json!([st("Owned", "xray:PutTraceSegments")]),
+    );
     let props = with(&props, "ServiceTimeout", json!(3));
     let id = ok(&create(&w, "app", "Grant", &props).await);
     assert_eq!(live_sids(&w, &target).await, ["Hand", "Owned"]);
@@ -581,16 +648,30 @@ async fn the_reconcile_finishes_a_removal_that_did_not_finish() {
     )
     .await;
     ok(&delete(&w, "app", "Grant", &props, &id).await);
-    assert_eq!(live_sids(&w, &target).await, ["Hand", "Owned"], "not finished");
+    assert_eq!(
+        live_sids(&w, &target).await,
+        ["Hand", "Owned"],
+        "not finished"
+    );
     w.server
         .control(reqwest::Method::DELETE, "faults", None)
         .await;
-    let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+    let out = w
+        .invoke(&scheduled(), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(out["Status"], "DONE", "{out}");
     assert_eq!(out["Totals"]["Failed"], 0, "{out}");
     assert_eq!(out["Totals"]["Repaired"], 1, "{out}");
-    assert_eq!(live_sids(&w, &target).await, ["Hand"], "finished, hand-written kept");
-    let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        live_sids(&w, &target).await,
+        ["Hand"],
+        "finished, hand-written kept"
+    );
+    let out = w
+        .invoke(&scheduled(), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(out["Totals"]["Repaired"], 0, "{out}");
     assert_eq!(live_sids(&w, &target).await, ["Hand"]);
 }
@@ -602,7 +683,11 @@ async fn the_reconcile_finishes_a_removal_that_did_not_finish() {
 async fn writes_whose_replies_are_lost_still_create_and_delete_exactly_once() {
     let w = ddb_world(0).await;
     let target = json!({"ResourceArn": TABLE_ARN});
-    let props = with(&target, "Statements", json!([st("Lost", "dynamodb:GetItem")]));
+    let props = with(
+        &target,
+        "Statements",
+        json!([st("Lost", "dynamodb:GetItem")]),
+    );
     let lose = || async {
         proxy(&w)
             .proxy(
@@ -705,10 +790,17 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_statement_its_owner_de
     let out = repair.await.unwrap().unwrap();
     assert_ne!(out["Status"], "FAILED", "{out}");
     assert!(
-        proxy(&w).proxy_count(TABLE_ARN, "precondition_failed").await > rejected_before,
+        proxy(&w)
+            .proxy_count(TABLE_ARN, "precondition_failed")
+            .await
+            > rejected_before,
         "the held write arrived stale and was refused by its precondition"
     );
-    assert_eq!(live_sids(&w, &target).await, ["A"], "B's statement is not back");
+    assert_eq!(
+        live_sids(&w, &target).await,
+        ["A"],
+        "B's statement is not back"
+    );
     let r = record(&w, TABLE_ARN, &cfn_owner("stack-b", "Grant")).await;
     assert!(!r.present, "{r:?}");
     // And a later check agrees: nothing owned by nobody.
@@ -728,7 +820,8 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_statement_its_owner_de
 #[tokio::test]
 async fn a_repair_held_at_its_write_does_not_bring_back_a_whole_policy_its_stack_deleted() {
     let w = Arc::new(ddb_world(0).await);
-    let props = json!({"ResourceArn": TABLE_ARN, "Policy": doc(&[st("Whole", "dynamodb:GetItem")])});
+    let props =
+        json!({"ResourceArn": TABLE_ARN, "Policy": doc(&[st("Whole", "dynamodb:GetItem")])});
     let id = ok(&create(&w, "app", "TablePolicy", &props).await);
     hand_put(&w, &props, &doc(&[st("Whole", "dynamodb:*")])).await;
     proxy(&w)
@@ -756,7 +849,10 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_whole_policy_its_stack
     assert_eq!(live(&w, &props).await, None);
     let out = repair.await.unwrap();
     assert!(
-        proxy(&w).proxy_count(TABLE_ARN, "precondition_failed").await >= 1,
+        proxy(&w)
+            .proxy_count(TABLE_ARN, "precondition_failed")
+            .await
+            >= 1,
         "the stale write met PolicyNotFoundException: {out:?}"
     );
     assert_eq!(live(&w, &props).await, None, "the whole policy is not back");
@@ -791,8 +887,16 @@ async fn a_slow_kinesis_merge_write_does_not_leave_a_statement_its_owner_deleted
         .await
         .unwrap();
     let target = json!({"ResourceArn": stream});
-    let a = with(&target, "Statements", json!([st("A", "kinesis:GetRecords")]));
-    let b = with(&target, "Statements", json!([st("B", "kinesis:DescribeStream")]));
+    let a = with(
+        &target,
+        "Statements",
+        json!([st("A", "kinesis:GetRecords")]),
+    );
+    let b = with(
+        &target,
+        "Statements",
+        json!([st("B", "kinesis:DescribeStream")]),
+    );
     ok(&create(&w, "stack-a", "Grant", &a).await);
     let b_id = ok(&create(&w, "stack-b", "Grant", &b).await);
     assert_eq!(live_sids(&w, &target).await, ["A", "B"]);
@@ -824,10 +928,17 @@ async fn a_slow_kinesis_merge_write_does_not_leave_a_statement_its_owner_deleted
     ok(&delete(&w, "stack-b", "Grant", &b, &b_id).await);
     let out = repair.await.unwrap().unwrap();
     assert_ne!(out["Status"], "FAILED", "{out}");
-    assert!(mb.faulted("kinesis").await >= 1, "the repair's write was delayed");
+    assert!(
+        mb.faulted("kinesis").await >= 1,
+        "the repair's write was delayed"
+    );
     // Past every settle window: the end state holds.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(live_sids(&w, &target).await, ["A"], "B's statement is not back");
+    assert_eq!(
+        live_sids(&w, &target).await,
+        ["A"],
+        "B's statement is not back"
+    );
     let r = record(&w, stream, &cfn_owner("stack-b", "Grant")).await;
     assert!(!r.present, "{r:?}");
     let ev = trail_for(
@@ -862,13 +973,19 @@ async fn no_event_makes_the_function_restore_a_grant_its_owner_removed() {
         )
     };
     let out = w
-        .invoke(&put(ACCOUNT, "team.a", grant.clone()), Duration::from_secs(30))
+        .invoke(
+            &put(ACCOUNT, "team.a", grant.clone()),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(out["Status"], "APPLIED", "{out}");
-    w.invoke(&put(ACCOUNT, "team.b", keep.clone()), Duration::from_secs(30))
-        .await
-        .unwrap();
+    w.invoke(
+        &put(ACCOUNT, "team.b", keep.clone()),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     let del = apply_from(
         "DeleteResourcePolicy",
         ACCOUNT,
@@ -904,7 +1021,10 @@ async fn no_event_makes_the_function_restore_a_grant_its_owner_removed() {
     );
     // An apply request from an account that is not allowed, in the owner's name.
     let e = w
-        .invoke(&put("999999999999", "team.a", grant.clone()), Duration::from_secs(30))
+        .invoke(
+            &put("999999999999", "team.a", grant.clone()),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.error_type(), "InvalidRequest", "{e}");
@@ -917,10 +1037,17 @@ async fn no_event_makes_the_function_restore_a_grant_its_owner_removed() {
     );
     w.invoke(&other_del, Duration::from_secs(30)).await.unwrap();
     // The reconcile.
-    let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+    let out = w
+        .invoke(&scheduled(), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(out["Totals"]["Repaired"], 0, "{out}");
 
-    assert_eq!(live_sids(&w, &target).await, ["Keep"], "the grant stays removed");
+    assert_eq!(
+        live_sids(&w, &target).await,
+        ["Keep"],
+        "the grant stays removed"
+    );
     assert_eq!(
         w.server.calls("xray", "PutResourcePolicy").await,
         puts,
@@ -930,7 +1057,10 @@ async fn no_event_makes_the_function_restore_a_grant_its_owner_removed() {
     let a = record(&w, &id_t, &sender_owner(ACCOUNT, "team.a")).await;
     assert!(!a.present, "{a:?}");
     let b = record(&w, &id_t, &sender_owner(ACCOUNT, "team.b")).await;
-    assert!(b.present && b.holding == Holding::Statements(vec![keep]), "{b:?}");
+    assert!(
+        b.present && b.holding == Holding::Statements(vec![keep]),
+        "{b:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -944,7 +1074,9 @@ async fn ssm_shared_statements_never_grow_past_one_managed_policy() {
     let w = plain().await;
     let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/seq6";
     ssm_parameter(&w, arn).await;
-    let theirs = doc(&[json!({"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "ssm:GetParameter", "Resource": arn})]);
+    let theirs = doc(&[
+        json!({"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "ssm:GetParameter", "Resource": arn}),
+    ]);
     let ssm = w.app.clients.ssm("us-east-1");
     ssm.put_resource_policy()
         .resource_arn(arn)
@@ -954,10 +1086,26 @@ async fn ssm_shared_statements_never_grow_past_one_managed_policy() {
         .unwrap();
     let target = json!({"ResourceArn": arn});
     let s = |sid: &str| json!({"Sid": sid, "Effect": "Allow", "Principal": "*", "Action": "ssm:GetParameter", "Resource": arn});
-    ok(&create(&w, "s1", "Grant", &with(&target, "Statements", json!([s("One")]))).await);
-    ok(&create(&w, "s2", "Grant", &with(&target, "Statements", json!([s("Two")]))).await);
+    ok(&create(
+        &w,
+        "s1",
+        "Grant",
+        &with(&target, "Statements", json!([s("One")])),
+    )
+    .await);
+    ok(&create(
+        &w,
+        "s2",
+        "Grant",
+        &with(&target, "Statements", json!([s("Two")])),
+    )
+    .await);
     let check = |policies: Vec<Value>, step: &str| {
-        assert_eq!(policies.len(), 2, "{step}: theirs and one shared: {policies:?}");
+        assert_eq!(
+            policies.len(),
+            2,
+            "{step}: theirs and one shared: {policies:?}"
+        );
         assert!(policies.contains(&theirs), "{step}: {policies:?}");
         let shared = policies.iter().find(|p| **p != theirs).unwrap();
         let mut sids = sids_of(shared);
@@ -966,7 +1114,10 @@ async fn ssm_shared_statements_never_grow_past_one_managed_policy() {
     };
     check(ssm_policies(&w, arn).await, "created");
     let shared_id = row(&w, arn).await.unwrap().shared_policy_id;
-    assert!(shared_id.is_some(), "the ledger records the shared PolicyId");
+    assert!(
+        shared_id.is_some(),
+        "the ledger records the shared PolicyId"
+    );
     let ev = trail_for(
         "ssm.amazonaws.com",
         "PutResourcePolicy",
@@ -977,7 +1128,10 @@ async fn ssm_shared_statements_never_grow_past_one_managed_policy() {
         let out = w.invoke(&ev, Duration::from_secs(30)).await.unwrap();
         assert_ne!(out["Status"], "FAILED", "{out}");
         check(ssm_policies(&w, arn).await, &format!("event {round}"));
-        let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+        let out = w
+            .invoke(&scheduled(), Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(out["Totals"]["Failed"], 0, "{out}");
         check(ssm_policies(&w, arn).await, &format!("reconcile {round}"));
     }
@@ -1013,10 +1167,19 @@ async fn ssm_shared_statements_never_grow_past_one_managed_policy() {
     for round in 0..2 {
         let out = w.invoke(&ev, Duration::from_secs(30)).await.unwrap();
         assert_ne!(out["Status"], "FAILED", "{out}");
-        check(ssm_policies(&w, arn).await, &format!("deleted, event {round}"));
-        let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+        check(
+            ssm_policies(&w, arn).await,
+            &format!("deleted, event {round}"),
+        );
+        let out = w
+            .invoke(&scheduled(), Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(out["Totals"]["Failed"], 0, "{out}");
-        check(ssm_policies(&w, arn).await, &format!("deleted, reconcile {round}"));
+        check(
+            ssm_policies(&w, arn).await,
+            &format!("deleted, reconcile {round}"),
+        );
     }
 }
 
@@ -1038,7 +1201,12 @@ async fn a_malformed_apply_delete_is_refused_naming_statements_and_a_valid_one_r
         ("team.a", json!([st("A1", a), st("A2", a)])),
         ("team.b", json!([st("B", a)])),
     ] {
-        let e = apply_from("PutResourcePolicy", ACCOUNT, source, with(&target, "Statements", list));
+        let e = apply_from(
+            "PutResourcePolicy",
+            ACCOUNT,
+            source,
+            with(&target, "Statements", list),
+        );
         assert_eq!(
             w.invoke(&e, Duration::from_secs(30)).await.unwrap()["Status"],
             "APPLIED"
@@ -1054,7 +1222,11 @@ async fn a_malformed_apply_delete_is_refused_naming_statements_and_a_valid_one_r
         ("empty", with(&target, "Statements", json!([]))),
         (
             "Sid-less",
-            with(&target, "Statements", json!([{"Effect": "Allow", "Principal": "*", "Action": a, "Resource": "*"}])),
+            with(
+                &target,
+                "Statements",
+                json!([{"Effect": "Allow", "Principal": "*", "Action": a, "Resource": "*"}]),
+            ),
         ),
         (
             "duplicate Sid",
@@ -1063,10 +1235,7 @@ async fn a_malformed_apply_delete_is_refused_naming_statements_and_a_valid_one_r
         ("missing", target.clone()),
     ] {
         let e = apply_from("DeleteResourcePolicy", ACCOUNT, "team.a", detail);
-        let err = w
-            .invoke(&e, Duration::from_secs(30))
-            .await
-            .expect_err(what);
+        let err = w.invoke(&e, Duration::from_secs(30)).await.expect_err(what);
         assert_eq!(err.error_type(), "InvalidRequest", "{what}: {err}");
         assert!(err.to_string().contains("Statements"), "{what}: {err}");
         assert_eq!(live_sids(&w, &target).await, all, "{what}: nothing removed");
@@ -1119,24 +1288,54 @@ async fn owners_unknown_to_the_ledger_delete_without_wiping_another_owners_state
 
     // The pre-ledger whole-policy owner's Delete carries Policy.
     let whole_props = with(&target, "Policy", legacy_whole.clone());
-    let out = delete(&w, "legacy", "WholePolicy", &whole_props, "xray:us-east-1:policy/seq8").await;
+    let out = delete(
+        &w,
+        "legacy",
+        "WholePolicy",
+        &whole_props,
+        "xray:us-east-1:policy/seq8",
+    )
+    .await;
     ok(&out);
     let sids = live_sids(&w, &target).await;
-    assert!(sids.contains(&"New".to_string()), "the known owner keeps its statement: {sids:?}");
-    assert!(sids.contains(&"Old".to_string()), "so does the other pre-ledger owner: {sids:?}");
+    assert!(
+        sids.contains(&"New".to_string()),
+        "the known owner keeps its statement: {sids:?}"
+    );
+    assert!(
+        sids.contains(&"Old".to_string()),
+        "so does the other pre-ledger owner: {sids:?}"
+    );
 
     // The pre-ledger statements owner's Delete names its Sid (and one it does not hold).
     let old_props = with(&target, "Statements", json!([st("Old", a), st("New", a)]));
-    ok(&delete(&w, "legacy", "OldGrant", &old_props, "xray:us-east-1:policy/seq8").await);
+    ok(&delete(
+        &w,
+        "legacy",
+        "OldGrant",
+        &old_props,
+        "xray:us-east-1:policy/seq8",
+    )
+    .await);
     let sids = live_sids(&w, &target).await;
-    assert!(!sids.contains(&"Old".to_string()), "its own Sid goes: {sids:?}");
-    assert!(sids.contains(&"New".to_string()), "never another owner's: {sids:?}");
+    assert!(
+        !sids.contains(&"Old".to_string()),
+        "its own Sid goes: {sids:?}"
+    );
+    assert!(
+        sids.contains(&"New".to_string()),
+        "never another owner's: {sids:?}"
+    );
     let id_t = target_of(&target).display_id();
     let r = record(&w, &id_t, &cfn_owner("new", "Grant")).await;
     assert!(r.present && r.holding.sids() == ["New"], "{r:?}");
 
     // The known owner goes on: its Update completes.
-    let known2 = with(&target, "Statements", json!([st("New", "xray:GetSamplingRules")]));
+    let known2 = with(
+        &target,
+        "Statements",
+        json!([st("New", "xray:GetSamplingRules")]),
+    );
     ok(&update(&w, "new", "Grant", &known2, &known_id, &known).await);
     assert!(statements_of(&live(&w, &target).await.unwrap())
         .contains(&st("New", "xray:GetSamplingRules")));
@@ -1145,7 +1344,14 @@ async fn owners_unknown_to_the_ledger_delete_without_wiping_another_owners_state
     let solo = json!({"PolicyName": "seq8solo"});
     let solo_props = with(&solo, "Policy", legacy_whole.clone());
     hand_put(&w, &solo, &legacy_whole).await;
-    ok(&delete(&w, "legacy", "Solo", &solo_props, "xray:us-east-1:policy/seq8solo").await);
+    ok(&delete(
+        &w,
+        "legacy",
+        "Solo",
+        &solo_props,
+        "xray:us-east-1:policy/seq8solo",
+    )
+    .await);
     assert_eq!(live(&w, &solo).await, None);
 }
 
@@ -1164,7 +1370,14 @@ async fn a_statement_owners_delete_after_an_adopted_whole_owner_removes_its_stat
     let known_id = ok(&create(&w, "new", "Grant", &known).await);
     assert_eq!(live_sids(&w, &target).await, ["Whole", "New"]);
     let whole_props = with(&target, "Policy", legacy_whole.clone());
-    ok(&delete(&w, "legacy", "WholePolicy", &whole_props, "xray:us-east-1:policy/seq8b").await);
+    ok(&delete(
+        &w,
+        "legacy",
+        "WholePolicy",
+        &whole_props,
+        "xray:us-east-1:policy/seq8b",
+    )
+    .await);
     assert_eq!(live_sids(&w, &target).await, ["Whole", "New"]);
 
     ok(&delete(&w, "new", "Grant", &known, &known_id).await);
@@ -1173,15 +1386,22 @@ async fn a_statement_owners_delete_after_an_adopted_whole_owner_removes_its_stat
     assert!(!r.present && r.settled, "{r:?}");
     let left = live(&w, &target).await;
     assert!(
-        !left.as_ref().is_some_and(|d| sids_of(d).contains(&"New".to_string())),
+        !left
+            .as_ref()
+            .is_some_and(|d| sids_of(d).contains(&"New".to_string())),
         "the gone owner's statement is removed: live {left:?}, ledger {:?}",
         row(&w, &id_t).await
     );
     // Nor does a repair or the reconcile leave it.
-    w.invoke(&xray_trail("seq8b", "PutResourcePolicy"), Duration::from_secs(30))
+    w.invoke(
+        &xray_trail("seq8b", "PutResourcePolicy"),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    w.invoke(&scheduled(), Duration::from_secs(30))
         .await
         .unwrap();
-    w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
     assert!(!live_sids(&w, &target).await.contains(&"New".to_string()));
 }
 
@@ -1224,7 +1444,10 @@ async fn an_unreachable_ledger_never_fails_a_delete_and_the_owner_gone_event_fin
     let out = delete(&w, "app", "Tracing", &props, &id).await;
     assert_eq!(ok(&out), id, "the Delete completes: {out}");
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(mb.faulted("dynamodb").await >= 1, "the ledger really was unreachable");
+    assert!(
+        mb.faulted("dynamodb").await >= 1,
+        "the ledger really was unreachable"
+    );
     let handed: Vec<Value> = w
         .invoked
         .lock()
@@ -1252,7 +1475,10 @@ async fn an_unreachable_ledger_never_fails_a_delete_and_the_owner_gone_event_fin
     assert!(!r.present && r.settled, "{r:?}");
     // A repair afterwards does not restore it.
     let out = w
-        .invoke(&xray_trail("seq9", "PutResourcePolicy"), Duration::from_secs(30))
+        .invoke(
+            &xray_trail("seq9", "PutResourcePolicy"),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_ne!(out["Status"], "REPAIRED", "{out}");
@@ -1279,24 +1505,35 @@ async fn the_same_sid_with_the_same_body_is_refused_to_a_second_owner_naming_the
     let id_t = target_of(&target).display_id();
     let v = row(&w, &id_t).await.unwrap();
     assert!(
-        v.owners.get(&cfn_owner("second", "Grant")).is_none_or(|r| !r.present),
+        v.owners
+            .get(&cfn_owner("second", "Grant"))
+            .is_none_or(|r| !r.present),
         "the refused record is undone: {v:?}"
     );
     // Its rollback Delete (a marker id) changes nothing.
     let marker = second["PhysicalResourceId"].as_str().unwrap().to_string();
     ok(&delete(&w, "second", "Grant", &props, &marker).await);
-    assert_eq!(live(&w, &target).await.map(|d| statements_of(&d)), Some(vec![s.clone()]));
+    assert_eq!(
+        live(&w, &target).await.map(|d| statements_of(&d)),
+        Some(vec![s.clone()])
+    );
     // The first owner's narrowing is its own, and a repair keeps it narrow.
     let narrow = st("Read", "xray:GetTraceSummaries");
     let narrowed = with(&target, "Statements", json!([narrow.clone()]));
     ok(&update(&w, "first", "Grant", &narrowed, &first, &props).await);
-    hand_put(&w, &target, &doc(&[s.clone()])).await;
+    hand_put(&w, &target, &doc(std::slice::from_ref(&s))).await;
     let out = w
-        .invoke(&xray_trail("seq10", "PutResourcePolicy"), Duration::from_secs(30))
+        .invoke(
+            &xray_trail("seq10", "PutResourcePolicy"),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(out["Status"], "REPAIRED", "{out}");
-    assert_eq!(live(&w, &target).await.map(|d| statements_of(&d)), Some(vec![narrow]));
+    assert_eq!(
+        live(&w, &target).await.map(|d| statements_of(&d)),
+        Some(vec![narrow])
+    );
     ok(&delete(&w, "first", "Grant", &narrowed, &first).await);
     assert_eq!(live(&w, &target).await, None);
 }
@@ -1318,7 +1555,12 @@ async fn two_deployments_fighting_over_one_target_stop_repairing_and_name_each_o
     s2.function_role_arn = Some(ROLE2.into());
     s2.repair_loop_limit = LIMIT;
     let (app2, _invoked2, _rule2) = app_at(&w._moto.url, &w.server.url, s2).await;
-    create_table(&app2.clients.dynamodb("us-east-1"), "second-ledger", "target").await;
+    create_table(
+        &app2.clients.dynamodb("us-east-1"),
+        "second-ledger",
+        "target",
+    )
+    .await;
 
     let one = json!({"PolicyName": "seq11", "Policy": doc(&[st("One", "xray:PutTraceSegments")])});
     let two = json!({"PolicyName": "seq11", "Policy": doc(&[st("Two", "xray:GetSamplingRules")])});
@@ -1351,7 +1593,10 @@ async fn two_deployments_fighting_over_one_target_stop_repairing_and_name_each_o
         }
     }
     let (i, out) = stopped.unwrap_or_else(|| panic!("the fight never stopped: {repaired:?}"));
-    assert_eq!(i, 0, "the first to repair is the first to reach the limit: {out}");
+    assert_eq!(
+        i, 0,
+        "the first to repair is the first to reach the limit: {out}"
+    );
     assert_eq!(repaired, [LIMIT, LIMIT], "{out}");
     let why = out["Reason"].as_str().unwrap();
     assert!(why.contains(ROLE2), "names the other writer: {why}");
@@ -1400,7 +1645,12 @@ async fn apply_request_owners_are_account_and_source() {
     let a = "xray:PutTraceSegments";
     let put = |account: &str, source: &str, sids: &[&str]| {
         let list: Vec<Value> = sids.iter().map(|s| st(s, a)).collect();
-        apply_from("PutResourcePolicy", account, source, with(&target, "Statements", json!(list)))
+        apply_from(
+            "PutResourcePolicy",
+            account,
+            source,
+            with(&target, "Statements", json!(list)),
+        )
     };
     for (account, source, sid) in [
         (ACCOUNT, "team.a", "A"),
@@ -1434,7 +1684,10 @@ async fn apply_request_owners_are_account_and_source() {
     assert_eq!(live_sids(&w, &target).await, ["B", "A2"]);
     // The same source from another account cannot take a Sid it does not hold.
     let e = w
-        .invoke(&put(OTHER_ACCOUNT, "team.a", &["B"]), Duration::from_secs(30))
+        .invoke(
+            &put(OTHER_ACCOUNT, "team.a", &["B"]),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap_err();
     assert!(e.to_string().contains("\"B\""), "{e}");
@@ -1463,7 +1716,9 @@ async fn apply_request_owners_are_account_and_source() {
             json!({"PolicyName": "seq12w", "Policy": doc(&[st("W", a)])}),
         )
     };
-    w.invoke(&whole(ACCOUNT), Duration::from_secs(30)).await.unwrap();
+    w.invoke(&whole(ACCOUNT), Duration::from_secs(30))
+        .await
+        .unwrap();
     let e = w
         .invoke(&whole(OTHER_ACCOUNT), Duration::from_secs(30))
         .await
@@ -1490,7 +1745,9 @@ async fn a_policy_too_big_for_the_ledger_is_refused_before_any_write() {
         .await;
     // Statements of about 2.6 KB (few Sids: the answer's Data lists them).
     let big = |prefix: &str, n: usize| -> Vec<Value> {
-        let teams: Vec<String> = (0..100).map(|t| format!("team-{t:03}-metrics-readers")).collect();
+        let teams: Vec<String> = (0..100)
+            .map(|t| format!("team-{t:03}-metrics-readers"))
+            .collect();
         (0..n)
             .map(|i| {
                 json!({"Sid": format!("{prefix}{i:03}"), "Effect": "Allow",
@@ -1524,7 +1781,9 @@ async fn a_policy_too_big_for_the_ledger_is_refused_before_any_write() {
     assert_eq!(puts().await, written, "nothing written for the second");
     let v = row(&w, ws).await.unwrap();
     assert!(
-        v.owners.get(&cfn_owner("second", "Grant")).is_none_or(|r| !r.present),
+        v.owners
+            .get(&cfn_owner("second", "Grant"))
+            .is_none_or(|r| !r.present),
         "the refused record is undone"
     );
     assert!(v.owners[&cfn_owner("first", "Grant")].present);
@@ -1542,7 +1801,13 @@ async fn the_reconcile_counts_rows_without_a_present_owner_as_not_failed_and_tot
     let w = plain().await;
     let a = "xray:PutTraceSegments";
     // In sync.
-    ok(&create(&w, "s1", "P", &json!({"PolicyName": "in-sync", "Policy": doc(&[st("S", a)])})).await);
+    ok(&create(
+        &w,
+        "s1",
+        "P",
+        &json!({"PolicyName": "in-sync", "Policy": doc(&[st("S", a)])}),
+    )
+    .await);
     // Drifted.
     let drifted = json!({"PolicyName": "drifted", "Policy": doc(&[st("D", a)])});
     ok(&create(&w, "s2", "P", &drifted).await);
@@ -1568,7 +1833,10 @@ async fn the_reconcile_counts_rows_without_a_present_owner_as_not_failed_and_tot
         .unwrap();
 
     for round in 0..2 {
-        let out = w.invoke(&scheduled(), Duration::from_secs(30)).await.unwrap();
+        let out = w
+            .invoke(&scheduled(), Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(out["Status"], "DONE", "{out}");
         let t = &out["Totals"];
         assert_eq!(t["Failed"], 0, "round {round}: {out}");
@@ -1602,7 +1870,11 @@ async fn eight_owners_on_one_table_under_the_update_lock_all_succeed_in_three_wr
     let mut runs = tokio::task::JoinSet::new();
     for i in 0..8 {
         let w = w.clone();
-        let props = with(&target, "Statements", json!([st(&format!("S{i}"), "dynamodb:GetItem")]));
+        let props = with(
+            &target,
+            "Statements",
+            json!([st(&format!("S{i}"), "dynamodb:GetItem")]),
+        );
         runs.spawn(async move { create(&w, &format!("stack-{i}"), "Grant", &props).await });
     }
     while let Some(done) = runs.join_next().await {
@@ -1625,4 +1897,3 @@ async fn eight_owners_on_one_table_under_the_update_lock_all_succeed_in_three_wr
     assert_eq!(v.present().len(), 8);
     assert!(v.owners.values().all(|r| r.settled), "{v:?}");
 }
-
