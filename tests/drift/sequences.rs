@@ -489,6 +489,81 @@ async fn ssm_policies_raw(w: &World, arn: &str, id: &str) -> String {
         .to_string()
 }
 
+/// Sequence 1 as it was met: a stack deployed by the previous release holds the SSM id
+/// `<arn>,<id1>`, and the ledger (its older item layout) records `id2`, the policy a
+/// repair re-created. The stack's Update and Delete act on `id2`: no second policy, and
+/// nothing left behind.
+#[tokio::test]
+async fn a_stale_ssm_physical_id_from_the_previous_release_resolves_through_the_ledger() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let w = plain().await;
+    let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/seq1legacy";
+    ssm_parameter(&w, arn).await;
+    let mine = |action: &str| {
+        doc(&[
+            json!({"Sid": "Mine", "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": action, "Resource": arn}),
+        ])
+    };
+    let v1 = json!({"ResourceArn": arn, "Policy": mine("ssm:GetParameter")});
+    let out = w
+        .app
+        .clients
+        .ssm("us-east-1")
+        .put_resource_policy()
+        .resource_arn(arn)
+        .policy(mine("ssm:GetParameter").to_string())
+        .send()
+        .await
+        .unwrap();
+    let id2 = out.policy_id().unwrap().to_string();
+    let owner = cfn_owner("app", "ParamPolicy");
+    let old_owner = format!("cloudformation:{}", owner.strip_prefix("cfn:").unwrap());
+    w.app
+        .clients
+        .dynamodb("us-east-1")
+        .put_item()
+        .table_name(TABLE)
+        .item("target", Av::S(arn.into()))
+        .item("service_key", Av::S("ssm".into()))
+        .item("desired_request", Av::S(v1.to_string()))
+        .item("owned_by", Av::S(old_owner))
+        .item("policy_id", Av::S(id2.clone()))
+        .send()
+        .await
+        .unwrap();
+    let stale = format!("{arn},00000000-1111-4222-8333-444444444444");
+
+    let v2 = json!({"ResourceArn": arn, "Policy": mine("ssm:GetParameterHistory")});
+    let same = ok(&update(&w, "app", "ParamPolicy", &v2, &stale, &v1).await);
+    assert_eq!(
+        same, stale,
+        "the id it received: CloudFormation deletes nothing"
+    );
+    let policies = ssm_policies(&w, arn).await;
+    assert_eq!(
+        policies,
+        vec![mine("ssm:GetParameterHistory")],
+        "updated in place"
+    );
+    let r = record(&w, arn, &owner).await;
+    assert_eq!(r.policy_id.as_deref(), Some(id2.as_str()), "{r:?}");
+
+    ok(&delete(&w, "app", "ParamPolicy", &v2, &stale).await);
+    assert_eq!(
+        ssm_policies(&w, arn).await,
+        Vec::<Value>::new(),
+        "nothing left"
+    );
+    let r = record(&w, arn, &owner).await;
+    assert!(!r.present, "{r:?}");
+    let out = w
+        .invoke(&scheduled(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(out["Totals"]["Failed"], 0, "{out}");
+    assert_eq!(ssm_policies(&w, arn).await, Vec::<Value>::new());
+}
+
 // ---------------------------------------------------------------------------------
 // 2
 // ---------------------------------------------------------------------------------
@@ -1331,6 +1406,22 @@ async fn a_malformed_apply_delete_is_refused_naming_statements_and_a_valid_one_r
     );
     let after = row(&w, &id_t).await.unwrap();
     assert_eq!(after.owners, before.owners, "the ledger is untouched");
+
+    // A sender that holds nothing there, with no Statements: nothing to remove.
+    let e = apply_from("DeleteResourcePolicy", ACCOUNT, "team.c", target.clone());
+    let out = w.invoke(&e, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(out["Status"], "DELETED", "{out}");
+    assert_eq!(
+        live_sids(&w, &target).await,
+        all,
+        "a stranger's Delete removes nothing"
+    );
+    // Nor on a target the ledger does not know, holding a hand-written policy.
+    let hand_only = json!({"PolicyName": "seq7hand"});
+    hand_put(&w, &hand_only, &doc(&[st("Hand", a)])).await;
+    let e = apply_from("DeleteResourcePolicy", ACCOUNT, "team.a", hand_only.clone());
+    w.invoke(&e, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(live_sids(&w, &hand_only).await, ["Hand"]);
 
     // Valid: A1 (its own) and B (team.b's): only A1 goes.
     let e = apply_from(
