@@ -1729,6 +1729,71 @@ async fn a_late_owner_gone_event_does_not_remove_the_grant_of_a_resource_created
     );
 }
 
+/// Sequence 9, throttled: the ledger throttles its writes for a while; an Update (as a
+/// rollback sends it) and a Delete still complete inside their budget, and the Delete
+/// removes the grant itself (nothing is handed off).
+#[tokio::test]
+async fn a_throttled_ledger_delays_a_rollback_update_and_a_delete_but_fails_neither() {
+    let w = build(
+        Build {
+            microburst: Some(json!([])),
+            ..Build::default()
+        },
+        |_| {},
+    )
+    .await;
+    let target = json!({"PolicyName": "seq9t"});
+    let v1 = with(
+        &target,
+        "Statements",
+        json!([st("Mine", "xray:PutTraceSegments")]),
+    );
+    let v2 = with(&target, "Statements", json!([st("Mine", "xray:*")]));
+    let id = ok(&create(&w, "app", "Grant", &v1).await);
+    let mb = w.proxy.as_ref().unwrap();
+    let throttle = || async {
+        let rules = json!([{"service": "dynamodb", "operation": "UpdateItem", "times": 3,
+            "error": {"code": "ProvisionedThroughputExceededException", "status": 400}}]);
+        let r = resource_policy_provider::response_client()
+            .post(format!("{}/_microburst/rules", mb.url))
+            .body(rules.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    };
+    throttle().await;
+    // CloudFormation's rollback of an update to v2: back to v1, Old = v2.
+    ok(&update(&w, "app", "Grant", &v1, &id, &v2).await);
+    assert!(
+        mb.faulted("dynamodb").await >= 3,
+        "the ledger was throttled"
+    );
+    assert_eq!(
+        live(&w, &target).await.map(|d| statements_of(&d)),
+        Some(vec![st("Mine", "xray:PutTraceSegments")])
+    );
+    throttle().await;
+    ok(&delete(&w, "app", "Grant", &v1, &id).await);
+    assert!(mb.faulted("dynamodb").await >= 6);
+    assert_eq!(live(&w, &target).await, None);
+    let r = record(
+        &w,
+        "xray:us-east-1:policy/seq9t",
+        &cfn_owner("app", "Grant"),
+    )
+    .await;
+    assert!(!r.present && r.settled, "{r:?}");
+    assert!(
+        !w.invoked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail-type"] == "OwnerGone"),
+        "nothing handed off"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // 10
 // ---------------------------------------------------------------------------------
@@ -2060,6 +2125,20 @@ async fn a_policy_too_big_for_the_ledger_is_refused_before_any_write() {
     );
     assert!(v.owners[&cfn_owner("first", "Grant")].present);
     assert_eq!(live_sids(&w, &target).await.len(), 90);
+
+    // The first owner growing past the limit: refused, its grant and record as they were.
+    let first_id = ws.to_string();
+    let grown = with(&target, "Statements", json!(big("F", 200)));
+    let out = update(&w, "first", "Grant", &grown, &first_id, &first).await;
+    assert_eq!(out["Status"], "FAILED", "{out}");
+    assert!(out["Reason"].as_str().unwrap().contains("400 KB"), "{out}");
+    assert_eq!(puts().await, written, "nothing written for the update");
+    assert_eq!(live_sids(&w, &target).await.len(), 90);
+    let r = record(&w, ws, &cfn_owner("first", "Grant")).await;
+    assert!(
+        r.present && r.holding.sids().len() == 90,
+        "the record is the old one"
+    );
 }
 
 // ---------------------------------------------------------------------------------
