@@ -838,6 +838,47 @@ async fn writes_whose_replies_are_lost_still_create_and_delete_exactly_once() {
     assert_eq!(live(&w, &target).await, None);
 }
 
+/// Sequence 3, on a Create: the write lands but its answer comes too late for the
+/// budget (the test server holds the reply), so the Create fails with the real id; the
+/// rollback Delete removes the grant, and no repair brings it back.
+#[tokio::test]
+async fn a_create_whose_outcome_is_unknown_is_removed_by_its_rollback_and_stays_removed() {
+    let w = plain().await;
+    let props = json!({"PolicyName": "seq3c", "Policy": doc(&[st("Grant", "xray:PutTraceSegments")]), "ServiceTimeout": 3});
+    fault(
+        &w,
+        json!({"service": "xray", "operation": "PutResourcePolicy", "hold_ms": 6000}),
+    )
+    .await;
+    let out = create(&w, "app", "Tracing", &props).await;
+    assert_eq!(out["Status"], "FAILED", "{out}");
+    let id = out["PhysicalResourceId"].as_str().unwrap().to_string();
+    assert_eq!(
+        id, "xray:us-east-1:policy/seq3c",
+        "the real id, so the rollback cleans up"
+    );
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(live(&w, &props).await.is_some(), "the write did land");
+    ok(&delete(&w, "app", "Tracing", &props, &id).await);
+    assert_eq!(live(&w, &props).await, None);
+    let r = record(&w, &id, &cfn_owner("app", "Tracing")).await;
+    assert!(!r.present, "{r:?}");
+    let out = w
+        .invoke(
+            &xray_trail("seq3c", "DeleteResourcePolicy"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_ne!(out["Status"], "REPAIRED", "{out}");
+    let out = w
+        .invoke(&scheduled(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(out["Totals"]["Repaired"], 0, "{out}");
+    assert_eq!(live(&w, &props).await, None);
+}
+
 // ---------------------------------------------------------------------------------
 // 4
 // ---------------------------------------------------------------------------------
