@@ -8,6 +8,7 @@ mod peers;
 #[allow(dead_code)]
 #[path = "../handler/recorder.rs"]
 mod recorder;
+mod sequences;
 mod shared;
 
 use std::sync::{Arc, Mutex};
