@@ -78,16 +78,43 @@ pub fn takeover(
             if same_document(want, live) {
                 return Ok(None);
             }
-            // Written by an owner the ledger knows (this one before, or one gone).
-            let attributed = view.owners.values().any(|r| match &r.holding {
+            // Written by an owner the ledger knows: one's whole policy, or nothing but
+            // statements owners placed.
+            if view.owners.values().any(|r| match &r.holding {
                 Holding::Policy(p) => same_document(p, live),
                 Holding::Statements(_) => false,
-            }) || view.owners.values().any(|r| !r.holding.is_policy());
-            if attributed || mine.prior.is_some() {
+            }) {
+                return Ok(None);
+            }
+            let placed: Vec<String> = view
+                .owners
+                .iter()
+                .filter(|(k, _)| k.as_str() != owner)
+                .flat_map(|(_, r)| r.holding.sids().into_iter().chain(r.retired.clone()))
+                .collect();
+            let statements = statements_of(live);
+            let foreign = statements.iter().any(|s| {
+                s.get("Sid")
+                    .and_then(Value::as_str)
+                    .is_none_or(|sid| !placed.iter().any(|p| p == sid))
+            });
+            if !foreign {
                 return Ok(None);
             }
             if take_over {
-                return Ok(Some(live.clone()));
+                // What comes back on the Delete: the document less what owners placed
+                // (a gone owner's grant is never restored this way).
+                let mut prior = live.clone();
+                let kept: Vec<Value> = statements
+                    .into_iter()
+                    .filter(|s| {
+                        s.get("Sid")
+                            .and_then(Value::as_str)
+                            .is_none_or(|sid| !placed.iter().any(|p| p == sid))
+                    })
+                    .collect();
+                prior["Statement"] = Value::Array(kept);
+                return Ok(Some(prior));
             }
             Err(format!(
                 "the policy on {target} was not written by this function: {}; give \
@@ -109,11 +136,7 @@ pub fn takeover(
                         .unwrap_or_default(),
                 )
                 .collect();
-            let live_statements = match live.get("Statement") {
-                Some(Value::Array(a)) => a.clone(),
-                Some(o @ Value::Object(_)) => vec![o.clone()],
-                _ => Vec::new(),
-            };
+            let live_statements = statements_of(live);
             for want in list {
                 let sid = want.get("Sid").and_then(Value::as_str).unwrap_or_default();
                 let by_hand = live_statements.iter().find(|s| {
@@ -131,6 +154,14 @@ pub fn takeover(
             }
             Ok(None)
         }
+    }
+}
+
+fn statements_of(doc: &Value) -> Vec<Value> {
+    match doc.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => Vec::new(),
     }
 }
 

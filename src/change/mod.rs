@@ -181,6 +181,8 @@ fn new_record(change: &Change) -> NewRecord {
         Wanted::Remove { .. } => (Holding::Statements(Vec::new()), false),
     };
     let mut options = change.options.to_json();
+    // The request that made the record: a late duplicate of it is recognised.
+    options["Token"] = Value::String(change.token.clone());
     if change.guard_override {
         options["GuardOverride"] = Value::Bool(true);
     }
@@ -277,6 +279,16 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
         .and_then(|b| b.owners.get(&owner))
         .cloned();
     let mut view = recorded.after;
+    // A late duplicate of the request that made a record since gone (a Create
+    // delivered again after its resource's Delete) must not bring the owner back.
+    let duplicate = previous.as_ref().is_some_and(|p| {
+        !p.present && p.options.get("Token").and_then(Value::as_str) == Some(change.token.as_str())
+    });
+    if present && duplicate {
+        info!("a late duplicate of a request whose owner is gone since: ignored");
+        withdraw(app, change, version, previous.as_ref(), budget).await;
+        return Ok(Applied::default());
+    }
     if present {
         let switching = previous
             .as_ref()
@@ -293,7 +305,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
             refusal(&view, &owner).or_else(|| too_large(&view))
         };
         if let Some(why) = refused {
-            undo(app, &target_id, &owner, version, previous.as_ref()).await;
+            withdraw(app, change, version, previous.as_ref(), budget).await;
             return Err(ChangeError::Refused(why));
         }
         prepare(
@@ -324,7 +336,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
         Ok(done) => Ok(done.applied),
         Err(e) => {
             if present && !e.may_have_written() {
-                undo(app, &target_id, &owner, version, previous.as_ref()).await;
+                withdraw(app, change, version, previous.as_ref(), budget).await;
             }
             if !present {
                 warn!(error = %e, "the owner is recorded gone; the removal did not finish and \
@@ -387,7 +399,7 @@ async fn prepare(
         match checks::takeover(view, owner, live.as_ref(), change.take_over) {
             Ok(taken) => taken,
             Err(why) => {
-                undo(app, &target_id, owner, version, previous).await;
+                withdraw(app, change, version, previous, budget).await;
                 return Err(ChangeError::Refused(why));
             }
         }
@@ -417,10 +429,62 @@ fn too_large(view: &View) -> Option<String> {
     })
 }
 
-/// Puts the owner's previous record back after a refusal or a failure that wrote
-/// nothing; a failure here is logged (the record then only asks for what it asked).
-async fn undo(app: &App, target_id: &str, owner: &str, version: u64, previous: Option<&Record>) {
-    if let Err(e) = app.ledger().undo(target_id, owner, version, previous).await {
-        warn!(error = %e, "could not undo the refused change's record in the ledger");
+/// Withdraws a refused (or failed, nothing written) record: the owner's previous
+/// record comes back, and what the withdrawn record asked for that the previous one
+/// did not is retired, because another writer may have planned from it meanwhile. Then
+/// the target converges like a repair, so nothing that writer placed stays unowned. A
+/// failure here is logged: the next repair converges the same way.
+async fn withdraw(
+    app: &App,
+    change: &Change,
+    version: u64,
+    previous: Option<&Record>,
+    budget: &Budget,
+) {
+    let target_id = change.target.display_id();
+    let owner = change.owner.key();
+    let asked = new_record(change).holding;
+    let restore = match previous {
+        Some(p) => {
+            let mut p = p.clone();
+            let keep = p.holding.sids();
+            p.retired.extend(asked.sids().into_iter().filter(|s| !keep.contains(s)));
+            p.retired.sort();
+            p.retired.dedup();
+            p.changed_at = crate::ledger::now_ms();
+            p
+        }
+        // Never held anything: a gone record of what it asked, so every writer removes
+        // whatever of it a concurrent plan put there.
+        None => NewRecord {
+            holding: asked,
+            present: false,
+            policy_id: None,
+            prior: None,
+            adopted: false,
+            options: Value::Null,
+        }
+        .into_record(version, crate::ledger::now_ms()),
+    };
+    let ledger = app.ledger();
+    if let Err(e) = ledger.undo(&target_id, &owner, version, Some(&restore)).await {
+        warn!(error = %e, "could not withdraw the refused change's record from the ledger");
+        return;
+    }
+    let Ok(Some(view)) = ledger.get(&target_id).await else {
+        return;
+    };
+    let slot = slot_for(change.target.service.key(), &owner, restore.holding.is_policy());
+    let writer = Writer {
+        target: &change.target,
+        slot,
+        owner: None,
+        removing: None,
+        options: change.options.clone(),
+        token: &change.token,
+        not_found: NotFound::Final,
+    };
+    if let Err(e) = converge(app, view, &writer, Mode::Repair, budget).await {
+        warn!(error = %e, "could not converge the target after withdrawing the refused change");
     }
 }

@@ -89,9 +89,19 @@ pub fn plan(
                         .filter(|(_, r)| !r.present && r.holding.is_policy())
                         .filter(|_| !owned_slots(service))
                         .max_by_key(|(_, r)| r.version);
+                    // The mode the target was last in decides: a whole policy that went
+                    // last goes; statements that went last go, and nothing else does.
+                    let last_statements = view
+                        .owners
+                        .values()
+                        .filter(|r| !r.present && !r.holding.is_policy())
+                        .map(|r| r.version)
+                        .max();
                     match last_gone {
-                        Some((k, r)) => gone_whole(r, live, removing == Some(k.as_str())),
-                        None => shared(view, live)?,
+                        Some((k, r)) if last_statements.is_none_or(|v| r.version > v) => {
+                            gone_whole(r, live, removing == Some(k.as_str()))
+                        }
+                        _ => shared(view, live)?,
                     }
                 }
             }
@@ -459,6 +469,19 @@ mod tests {
         assert!(refusal(&v, "s").unwrap().contains("managed as a whole"));
         let p = plan(&v, &Slot::Main, None, None).unwrap();
         assert_eq!(sids(&p), ["A"]);
+    }
+
+    #[test]
+    fn statements_that_went_after_an_adopted_whole_owner_still_go() {
+        let mut adopted = rec(Holding::Policy(doc(&[st("Old", "x")])), false, 2);
+        adopted.adopted = true;
+        let v = view(vec![
+            ("w", adopted),
+            ("n", rec(Holding::Statements(vec![st("N", "x:Get")]), false, 3)),
+        ]);
+        let live = doc(&[st("Hand", "x:List"), st("N", "x:Get")]);
+        let p = plan(&v, &Slot::Main, Some(&live), Some("n")).unwrap();
+        assert_eq!(sids(&p), ["Hand"]);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub fn event(c: &Change) -> Value {
             "Owner": c.owner.key(),
             "Legacy": legacy,
             "LegacyPolicyId": legacy_policy_id,
+            // The fence: a change of this owner recorded after the Delete is newer.
+            "Since": now_ms(),
         }
     })
 }
@@ -115,6 +117,16 @@ pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value,
         guard_override: false,
         existing: true,
     };
+    // A late delivery must not remove what the owner asked for since (the same
+    // logical id created again after the Delete).
+    let since = detail.get("Since").and_then(Value::as_u64).unwrap_or(0);
+    let now = app.ledger().get(&req.target.display_id()).await?;
+    if let Some(r) = now.as_ref().and_then(|v| v.owners.get(&change.owner.key())) {
+        if r.present && r.changed_at > since {
+            info!("the owner changed after this removal was handed off: it is superseded");
+            return Ok(json!({"Status": "SUPERSEDED", "Target": req.target.display_id()}));
+        }
+    }
     let budget = Budget::from_lambda_deadline(deadline_ms, None, app.settings.response_reserve);
     let applied = execute(app, &change, &budget)
         .await

@@ -637,7 +637,6 @@ async fn a_rollback_update_after_a_refused_sid_keeps_the_other_owners_and_hand_w
 /// Update naming a hand-written statement's Sid with another body is refused, and the
 /// rollback leaves the hand-written statement as it was.
 #[tokio::test]
-#[ignore = "bug: a Sid held by a hand-written statement with another body is taken over, not refused; the rollback then removes it (issue 14, sequence 2)"]
 async fn a_sid_of_a_hand_written_statement_with_another_body_is_refused_and_survives_the_rollback()
 {
     let w = plain().await;
@@ -1574,7 +1573,6 @@ async fn owners_unknown_to_the_ledger_delete_without_wiping_another_owners_state
 /// (recorded gone) on a target in statements mode, the statement owner's own Delete
 /// removes its statement: nothing is left in force owned by nobody.
 #[tokio::test]
-#[ignore = "bug: plan() keeps the live policy when the last gone owner is an adopted whole owner, so a gone statement owner's Sids stay (issue 14, sequence 8)"]
 async fn a_statement_owners_delete_after_an_adopted_whole_owner_removes_its_statement() {
     let w = plain().await;
     let target = json!({"PolicyName": "seq8b"});
@@ -1705,7 +1703,6 @@ async fn an_unreachable_ledger_never_fails_a_delete_and_the_owner_gone_event_fin
 /// created again (a later stack update re-adds it). The stale removal must not take
 /// away the grant the resource holds now.
 #[tokio::test]
-#[ignore = "bug: an OwnerGone event carries no fence (time or version of the Delete), so a late delivery removes the grant of the owner re-created since (issue 14, sequence 9)"]
 async fn a_late_owner_gone_event_does_not_remove_the_grant_of_a_resource_created_since() {
     let w = build(
         Build {
@@ -1893,7 +1890,6 @@ async fn the_same_sid_with_the_same_body_is_refused_to_a_second_owner_naming_the
 /// policy, recorded in the ledger under the new owner), then deletes the old one, which
 /// removes only what the old owner held").
 #[tokio::test]
-#[ignore = "bug or doc: a new logical id's Create of the same whole Policy is refused (\"already managed as a whole\"), so the stack update docs/deploy.md describes rolls back"]
 async fn a_new_logical_id_takes_over_the_policy_and_the_old_ones_delete_keeps_it() {
     let w = plain().await;
     let props =
