@@ -11,6 +11,7 @@ pub mod app;
 pub mod apply;
 pub mod attributes;
 pub mod budget;
+pub mod change;
 pub mod cloudformation;
 pub mod drift;
 pub mod error;
