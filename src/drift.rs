@@ -3,30 +3,30 @@
 //! meaning with what the ledger holds, and re-applied when they differ. A forged
 //! event can therefore at most cause a read.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::apply::put_policy;
 use crate::budget::Budget;
+use crate::change::converge::{converge, Mode, Writer};
+use crate::change::plan::{self, Slot};
+use crate::change::Options;
 use crate::error::InvocationError;
-use crate::ledger::{Counts, Desired, Ledger, Settle, Ticket};
+use crate::ledger::{now_ms, Counts, View};
 use crate::metrics;
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
-use crate::services::{Known, LivePolicy, Service};
-use crate::shared;
-use crate::statements::all_present;
+use crate::services::Service;
+use crate::settings::DriftMode;
 use crate::target::Target;
 
 /// What a CloudTrail event asks of the function.
 #[derive(Debug, PartialEq)]
 pub enum Trail {
-    /// Check this target.
-    Check(Target),
+    /// Check this target; the caller that changed it (CloudTrail's session issuer).
+    Check(Target, Option<String>),
     /// Nothing to do, and why (logged).
     Ignore(String),
 }
@@ -92,7 +92,15 @@ pub fn read_event(event: &Value, own_role: Option<&str>) -> Result<Trail, Invali
         .and_then(Value::as_str)
         .or_else(|| detail.get("recipientAccountId").and_then(Value::as_str))
         .unwrap_or_default();
-    identify(service, params, region, account).map(Trail::Check)
+    let caller = caller
+        .or_else(|| {
+            detail
+                .get("userIdentity")
+                .and_then(|u| u.get("arn"))
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string);
+    identify(service, params, region, account).map(|t| Trail::Check(t, caller))
 }
 
 /// The target named in `requestParameters`, under the service's own key (read
@@ -125,184 +133,170 @@ fn identify(
 /// What a check found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Checked {
-    /// The ledger does not know the target: left alone.
+    /// The ledger holds no owner of the target: left alone.
     Unmanaged,
-    /// A change to it is under way: a repair would fight it.
-    InFlight,
     InSync,
     Repaired {
         propagation: Option<Duration>,
     },
+    /// Drift found and reported, nothing written (Detect mode).
+    Detected(String),
+    /// Repaired too often in the window: another writer keeps changing it. Not repaired.
+    LoopStopped(String),
     Failed(String),
 }
 
 impl Checked {
     pub fn counts(&self) -> Counts {
-        let (checked, drift, repaired, failed) = match self {
-            Checked::Unmanaged | Checked::InFlight => (0, 0, 0, 0),
-            Checked::InSync => (1, 0, 0, 0),
-            Checked::Repaired { .. } => (1, 1, 1, 0),
-            Checked::Failed(_) => (1, 1, 0, 1),
-        };
-        Counts {
-            checked,
-            drift,
-            repaired,
-            failed,
+        let mut c = Counts::default();
+        match self {
+            Checked::Unmanaged => return c,
+            Checked::InSync => {}
+            Checked::Repaired { .. } => {
+                c.drift = 1;
+                c.repaired = 1;
+            }
+            Checked::Detected(_) => {
+                c.drift = 1;
+                c.detected = 1;
+            }
+            Checked::LoopStopped(_) => {
+                c.drift = 1;
+                c.loops_stopped = 1;
+            }
+            Checked::Failed(_) => {
+                c.drift = 1;
+                c.failed = 1;
+            }
         }
+        c.checked = 1;
+        c
     }
 
     pub fn status(&self) -> &'static str {
         match self {
             Checked::Unmanaged => "UNMANAGED",
-            Checked::InFlight => "IN_FLIGHT",
             Checked::InSync => "IN_SYNC",
             Checked::Repaired { .. } => "REPAIRED",
+            Checked::Detected(_) => "DRIFT_DETECTED",
+            Checked::LoopStopped(_) => "LOOP_STOPPED",
             Checked::Failed(_) => "FAILED",
         }
     }
 }
 
-/// Reads `desired`'s target and re-applies the desired policy if the live one differs.
-/// A target already in sync costs one read and no write.
+/// The slots of a target: its policy, and for SSM each whole-policy owner's own.
+fn slots(view: &View) -> Vec<Slot> {
+    let mut out = vec![Slot::Main];
+    if plan::owned_slots(view.service_key.as_deref().unwrap_or_default()) {
+        out.extend(
+            view.owners
+                .iter()
+                .filter(|(_, r)| r.holding.is_policy())
+                .map(|(k, _)| Slot::Owned(k.clone())),
+        );
+    }
+    out
+}
+
+/// Checks `view`'s target against the plan of its owners and, in Repair mode, writes
+/// the plan back: every present owner's holdings, never a gone owner's (they are
+/// removed), hand-written statements kept. `caller` is who changed it (CloudTrail), for
+/// the Reason when the repair loop is stopped. A target in sync costs one read.
 pub async fn check(
     app: &App,
-    ledger: &Ledger,
-    desired: &Desired,
+    view: &View,
     token: &str,
+    caller: Option<&str>,
     budget: &Budget,
 ) -> Checked {
-    if desired.in_flight.is_some() {
-        return Checked::InFlight;
+    if view.owners.is_empty() {
+        return Checked::Unmanaged;
     }
-    let Some(props) = &desired.request else {
-        return Checked::InFlight;
+    let Some(props) = &view.target_request else {
+        return Checked::Failed("the ledger's item names no target".into());
     };
-    if !desired.owned_statements.is_empty() {
-        return check_statements(app, ledger, desired, props, token, budget).await;
-    }
-    let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::Yes) {
-        Ok(r) => r,
-        Err(e) => return Checked::Failed(format!("the ledger's request is invalid: {e}")),
+    let target = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No) {
+        Ok(r) => r.target,
+        Err(e) => return Checked::Failed(format!("the ledger's target is invalid: {e}")),
     };
-    let known = Known {
-        policy_id: desired.policy_id.clone(),
-    };
-    let live = match read_live(app, &req.target, &known).await {
-        Ok(live) => live,
-        Err(checked) => return checked,
-    };
-    let Some(policy) = &req.policy else {
-        return Checked::Failed("the ledger holds no policy".into());
-    };
-    if live.is_some_and(|l| policy.matches(&l.document)) {
-        return Checked::InSync;
-    }
-    info!(target = %desired.target_id, "drift: the live policy differs from the desired one");
-    let ticket = match begin_repair(ledger, desired, token).await {
-        Ok(t) => t,
-        Err(checked) => return checked,
-    };
-    match put_policy(app, &req, &known, NotFound::Final, token, budget).await {
-        Ok(applied) => {
-            let settle = Settle {
-                policy_id: applied.policy_id_or(&known),
-                revision: applied.version.as_ref().map(|v| v.to_string()),
-                ..Settle::default()
-            };
-            if let Err(e) = ledger.settle_put(&ticket, settle).await {
-                warn!(error = %e, "repaired, but the ledger could not record it");
-            }
-            Checked::Repaired {
-                propagation: applied.propagation,
-            }
+    let ledger = app.ledger();
+    let mut result = Checked::InSync;
+    for slot in slots(view) {
+        let writer = Writer {
+            target: &target,
+            slot: slot.clone(),
+            owner: None,
+            removing: None,
+            options: Options {
+                wait_for_propagation: true,
+                ..view
+                    .owners
+                    .values()
+                    .find(|r| r.present)
+                    .map(Options::from_record)
+                    .unwrap_or_default()
+            },
+            token,
+            not_found: NotFound::Final,
+        };
+        let planned = match converge(app, view.clone(), &writer, Mode::Plan, budget).await {
+            Ok(p) => p,
+            Err(e) => return Checked::Failed(format!("reading the live policy failed: {e}")),
+        };
+        if !planned.first.is_some_and(|p| p.changed) {
+            continue;
         }
-        Err(e) => {
-            if let Err(le) = ledger.abandon(&ticket).await {
-                warn!(error = %le, "could not clear the repair's mark in the ledger");
+        info!(target = %view.target_id, ?slot, "drift: the live policy differs from its owners' plan");
+        if app.settings.drift_mode == DriftMode::Detect {
+            result = Checked::Detected(format!(
+                "the policy on {target} differs from its owners' plan"
+            ));
+            continue;
+        }
+        let now = now_ms();
+        let window = app.settings.repair_loop_window.as_millis() as u64;
+        let recent: Vec<u64> = view
+            .repairs
+            .iter()
+            .copied()
+            .filter(|t| *t + window > now)
+            .collect();
+        if recent.len() as u32 >= app.settings.repair_loop_limit {
+            let by = caller.unwrap_or("an unknown writer");
+            let why = format!(
+                "{target} was repaired {} times in the last {} s and changed again by {by}: \
+                 repairs stop here until that writer stops (raise REPAIR_LOOP_LIMIT, or stop \
+                 the other writer)",
+                recent.len(),
+                window / 1000
+            );
+            warn!(%why, "repair loop stopped");
+            return Checked::LoopStopped(why);
+        }
+        let mut times = recent;
+        times.push(now);
+        if let Err(e) = ledger.note_repairs(&view.target_id, &times).await {
+            return Checked::Failed(e.to_string());
+        }
+        match converge(app, view.clone(), &writer, Mode::Repair, budget).await {
+            Ok(done) => {
+                result = Checked::Repaired {
+                    propagation: done.applied.propagation,
+                };
+                if let Err(e) = ledger.prune(&done.view, now_ms()).await {
+                    warn!(error = %e, "could not prune the target's gone owners");
+                }
             }
-            Checked::Failed(e.to_string())
+            Err(e) => return Checked::Failed(e.to_string()),
         }
     }
-}
-
-/// Marks a repair in flight, unless something changed since the ledger was read.
-async fn begin_repair(ledger: &Ledger, desired: &Desired, token: &str) -> Result<Ticket, Checked> {
-    match ledger.begin_repair(desired, token).await {
-        Ok(Some(t)) => Ok(t),
-        Ok(None) => Err(Checked::InFlight),
-        Err(e) => Err(Checked::Failed(e.to_string())),
+    if result == Checked::InSync {
+        if let Err(e) = ledger.prune(view, now_ms()).await {
+            warn!(error = %e, "could not prune the target's gone owners");
+        }
     }
-}
-
-/// The live policy, or the check's failure.
-async fn read_live(
-    app: &App,
-    target: &Target,
-    known: &Known,
-) -> Result<Option<LivePolicy>, Checked> {
-    app.clients
-        .read(target, known)
-        .await
-        .map_err(|e| Checked::Failed(format!("reading the live policy failed: {e}")))
-}
-
-/// A shared policy: every owner's statements must be there as recorded; statements
-/// written by hand next to them are left alone.
-async fn check_statements(
-    app: &App,
-    ledger: &Ledger,
-    desired: &Desired,
-    props: &Value,
-    token: &str,
-    budget: &Budget,
-) -> Checked {
-    let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No) {
-        Ok(r) => r,
-        Err(e) => return Checked::Failed(format!("the ledger's request is invalid: {e}")),
-    };
-    let owned: Vec<Value> = desired
-        .owned_statements
-        .values()
-        .flatten()
-        .cloned()
-        .collect();
-    let sids: Vec<String> = owned
-        .iter()
-        .filter_map(|s| s.get("Sid").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    let known = Known {
-        policy_id: desired.policy_id.clone(),
-    };
-    let live = match read_live(app, &req.target, &known).await {
-        Ok(live) => live,
-        Err(checked) => return checked,
-    };
-    if all_present(live.as_ref().map(|l| l.document.as_str()), &owned) {
-        return Checked::InSync;
-    }
-    info!(target = %desired.target_id, "drift: owned statements are missing or changed");
-    let ticket = match begin_repair(ledger, desired, token).await {
-        Ok(t) => t,
-        Err(checked) => return checked,
-    };
-    let change = shared::Change {
-        req: &req,
-        owned_before: &sids,
-        desired: &owned,
-        owners: &HashMap::new(),
-        known: &known,
-    };
-    let result = shared::apply(app, &change, token, budget).await;
-    if let Err(e) = ledger.abandon(&ticket).await {
-        warn!(error = %e, "could not clear the repair's mark in the ledger");
-    }
-    match result {
-        Ok(applied) => Checked::Repaired {
-            propagation: applied.propagation,
-        },
-        Err(e) => Checked::Failed(e.to_string()),
-    }
+    result
 }
 
 /// A CloudTrail event: check the one target it names.
@@ -311,15 +305,13 @@ pub async fn handle(
     event: &Value,
     lambda_deadline_ms: u64,
 ) -> Result<Value, InvocationError> {
-    let Some(ledger) = app.ledger() else {
-        info!("drift repair needs the desired-state ledger (LEDGER_TABLE), which is not configured: event acknowledged and ignored");
-        return Ok(json!({
-            "Status": "IGNORED",
-            "Reason": "drift repair needs the ledger, which is not configured"
-        }));
-    };
-    let target = match read_event(event, app.settings.function_role_arn.as_deref())? {
-        Trail::Check(t) => t,
+    if app.settings.drift_mode == DriftMode::Disabled {
+        info!("drift repair is disabled (DRIFT_MODE): event acknowledged and ignored");
+        return Ok(json!({"Status": "IGNORED", "Reason": "drift repair is disabled"}));
+    }
+    let ledger = app.ledger();
+    let (target, caller) = match read_event(event, app.settings.function_role_arn.as_deref())? {
+        Trail::Check(t, caller) => (t, caller),
         Trail::Ignore(why) => {
             info!(reason = %why, "CloudTrail event ignored");
             return Ok(json!({"Status": "IGNORED", "Reason": why}));
@@ -328,7 +320,7 @@ pub async fn handle(
     let target_id = target.display_id();
     tracing::Span::current().record("service", target.service.key());
     tracing::Span::current().record("target", target_id.as_str());
-    let Some(desired) = ledger.get(&target_id).await? else {
+    let Some(view) = ledger.get(&target_id).await? else {
         info!("the ledger does not manage this target: left alone");
         return Ok(json!({"Status": "UNMANAGED", "Target": target_id}));
     };
@@ -339,7 +331,7 @@ pub async fn handle(
         .and_then(Value::as_str)
         .unwrap_or("drift")
         .to_string();
-    let checked = check(app, &ledger, &desired, &token, &budget).await;
+    let checked = check(app, &view, &token, caller.as_deref(), &budget).await;
     let propagation = match &checked {
         Checked::Repaired { propagation } => propagation.map(|d| d.as_millis() as u64),
         _ => None,
@@ -355,6 +347,9 @@ pub async fn handle(
         Checked::Failed(why) => Err(InvocationError::ServiceError(format!(
             "repairing {target_id} failed: {why}"
         ))),
+        Checked::LoopStopped(ref why) | Checked::Detected(ref why) => {
+            Ok(json!({"Status": checked.status(), "Target": target_id, "Reason": why}))
+        }
         other => Ok(json!({"Status": other.status(), "Target": target_id})),
     }
 }
@@ -380,7 +375,7 @@ mod tests {
 
     fn target(e: Value) -> Target {
         match read_event(&e, Some("arn:aws:iam::123456789012:role/provider")).unwrap() {
-            Trail::Check(t) => t,
+            Trail::Check(t, _) => t,
             other => panic!("{other:?}"),
         }
     }

@@ -5,8 +5,8 @@
 use lambda_runtime::Diagnostic;
 
 use crate::apply::ApplyError;
+use crate::change::ChangeError;
 use crate::ledger::LedgerError;
-use crate::recorded::RecordedError;
 use crate::request::InvalidRequest;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,11 +58,12 @@ impl From<LedgerError> for InvocationError {
     }
 }
 
-impl From<RecordedError> for InvocationError {
-    fn from(e: RecordedError) -> Self {
+impl From<ChangeError> for InvocationError {
+    fn from(e: ChangeError) -> Self {
         match e {
-            RecordedError::Apply(e) => e.into(),
-            RecordedError::Ledger { error, .. } => error.into(),
+            ChangeError::Refused(why) => InvocationError::InvalidRequest(format!("Refused: {why}")),
+            ChangeError::Apply(e) => e.into(),
+            ChangeError::Ledger { error, .. } => error.into(),
         }
     }
 }

@@ -13,11 +13,14 @@ use tracing::{info, info_span, Instrument};
 
 use crate::app::App;
 use crate::budget::Budget;
+use crate::change::{execute, Change, Options, Wanted};
 use crate::error::InvocationError;
-use crate::recorded::{self, owner_eventbridge};
+use crate::inbound::owner_gone;
+use crate::ledger::Holding;
+use crate::model::owner::Owner;
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
-use crate::services::Known;
+use crate::statements::Statements;
 use crate::{drift, reconcile};
 
 fn text<'a>(event: &'a Value, key: &str) -> &'a str {
@@ -43,6 +46,11 @@ pub async fn handle(
         "DeleteResourcePolicy" => PolicyNeeded::No,
         "AWS API Call via CloudTrail" => {
             return drift::handle(&app, &event, lambda_deadline_ms)
+                .instrument(span)
+                .await;
+        }
+        owner_gone::DETAIL_TYPE => {
+            return owner_gone::handle(&app, &event, lambda_deadline_ms)
                 .instrument(span)
                 .await;
         }
@@ -75,83 +83,112 @@ pub async fn handle(
         }
     }
     drop(_entered);
-    let detail = event.get("detail").cloned().unwrap_or(Value::Null);
-    let source = text(&event, "source");
-    apply(&app, &detail, needed, &id, source, lambda_deadline_ms)
+    apply(&app, &event, needed, lambda_deadline_ms)
         .instrument(span)
         .await
 }
 
+/// Terraform's `aws_lambda_invocation` with `lifecycle_scope = "CRUD"` adds
+/// `tf: {action, prev_input}` to the input: `delete` removes, `update` replaces what
+/// `prev_input` held.
+struct Terraform {
+    action: String,
+    prev_input: Option<Value>,
+}
+
+/// Takes `tf` out of the request (it is not a request property).
+fn split_tf(detail: &Value) -> Result<(Value, Option<Terraform>), InvalidRequest> {
+    let mut detail = detail.clone();
+    let Some(tf) = detail.as_object_mut().and_then(|m| m.remove("tf")) else {
+        return Ok((detail, None));
+    };
+    let action = tf
+        .get("action")
+        .and_then(Value::as_str)
+        .filter(|a| matches!(*a, "create" | "update" | "delete"))
+        .ok_or_else(|| InvalidRequest::new("tf", "tf.action must be create, update or delete"))?;
+    Ok((
+        detail,
+        Some(Terraform {
+            action: action.to_string(),
+            prev_input: tf.get("prev_input").filter(|p| !p.is_null()).cloned(),
+        }),
+    ))
+}
+
 /// An apply request: put or delete, with the same validation, retries and
-/// propagation wait as a custom resource.
+/// propagation wait as a custom resource. Its owner is the sender: `account` + `source`.
 async fn apply(
     app: &App,
-    detail: &Value,
+    event: &Value,
     needed: PolicyNeeded,
-    id: &str,
-    source: &str,
     lambda_deadline_ms: u64,
 ) -> Result<Value, InvocationError> {
-    let req = PolicyRequest::from_properties(detail, &app.region, needed)?;
+    let id = text(event, "id");
+    let (account, source) = (text(event, "account"), text(event, "source"));
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InvalidRequest::new(
+            "account",
+            format!("the apply request's account {account:?} is not a 12-digit account id: it names the sender, who owns what it applies"),
+        )
+        .into());
+    }
+    if source.trim().is_empty() {
+        return Err(InvalidRequest::new(
+            "source",
+            "the apply request has no source: with its account it names the sender, who owns what it applies",
+        )
+        .into());
+    }
+    let owner = Owner::sender(account, source);
+    let (detail, tf) = split_tf(event.get("detail").unwrap_or(&Value::Null))?;
+    let needed = match tf.as_ref().map(|t| t.action.as_str()) {
+        Some("delete") => PolicyNeeded::No,
+        Some(_) => PolicyNeeded::Yes,
+        None => needed,
+    };
+    let req = PolicyRequest::from_properties(&detail, &app.region, needed)?;
     tracing::Span::current().record("service", req.target.service.key());
     tracing::Span::current().record("target", req.target.display_id());
-    let known = Known {
-        policy_id: req.policy_id.clone(),
-    };
     let budget = Budget::from_lambda_deadline(
         lambda_deadline_ms,
         req.service_timeout,
         app.settings.response_reserve,
     );
+    let change = |wanted: Wanted, target: &crate::target::Target, not_found| Change {
+        target: target.clone(),
+        owner: owner.clone(),
+        wanted,
+        options: Options::of(&req),
+        token: id.to_string(),
+        not_found,
+        policy_id: req.policy_id.clone(),
+    };
     let (status, applied) = match needed {
         PolicyNeeded::Yes => {
-            let not_found = NotFound::MayAppear;
-            // Statements are owned by the sender (its source), not by one event.
-            let by_event = req.statements.is_none().then_some(id);
-            let owner = owner_eventbridge(source, by_event);
-            let put = recorded::put(app, &req, &known, &[], not_found, id, &owner, &budget);
-            let applied = put.await?;
+            let c = change(Wanted::of(&req), &req.target, NotFound::MayAppear);
+            let applied = execute(app, &c, &budget).await?;
+            // Terraform moved the request to another target: leave the old one.
+            if let Some(prev) = tf.as_ref().and_then(|t| t.prev_input.as_ref()) {
+                let (prev, _) = split_tf(prev)?;
+                if let Ok(old) =
+                    PolicyRequest::from_properties(&prev, &app.region, PolicyNeeded::No)
+                {
+                    if old.target != req.target {
+                        let leave = Wanted::Remove {
+                            legacy: None,
+                            legacy_policy_id: None,
+                        };
+                        execute(app, &change(leave, &old.target, NotFound::Final), &budget).await?;
+                    }
+                }
+            }
             ("APPLIED", applied)
         }
-        PolicyNeeded::No if req.statements.is_some() => {
-            let sids = req
-                .statements
-                .as_ref()
-                .map(|s| s.sids())
-                .unwrap_or_default();
-            let owner = owner_eventbridge(source, None);
-            let change = recorded::StatementsChange {
-                req: &req,
-                known: &known,
-                owned_before: &sids,
-                desired: &[],
-                owner: &owner,
-            };
-            let applied = recorded::change_statements(app, &change, id, &budget).await?;
-            ("DELETED", applied)
-        }
         PolicyNeeded::No => {
-            // SSM: the policy this function made there, as the ledger recorded it.
-            let known = match known.policy_id {
-                Some(_) => known,
-                None => recorded::known_in_ledger(app, &req).await?,
-            };
-            if !app.clients.can_confirm_delete(&req.target, &known) && req.policy.is_none() {
-                return Err(InvalidRequest::new(
-                    "PolicyId",
-                    format!(
-                        "{} resources can hold several policies: give PolicyId (or the Policy \
-                         to match) to say which one to delete",
-                        req.target.service.facts().display_name
-                    ),
-                )
-                .into());
-            }
-            let policy = req.policy.as_ref();
-            let wait = req.wait_for_propagation;
-            let applied =
-                recorded::delete(app, &req.target, &known, policy, wait, id, &budget).await?;
-            ("DELETED", applied)
+            let wanted = remaining(app, &detail, &req, &owner).await?;
+            let c = change(wanted, &req.target, NotFound::Final);
+            ("DELETED", execute(app, &c, &budget).await?)
         }
     };
     info!(status, "done");
@@ -162,6 +199,59 @@ async fn apply(
     Ok(json!({
         "Status": status,
         "Target": req.target.display_id(),
+        "Owner": owner.key(),
         "Data": data,
     }))
+}
+
+/// What a sender's Delete leaves it holding: with `Statements`, its recorded statements
+/// less those Sids; without, nothing (only a whole policy may go that way). It never
+/// touches another sender's holdings.
+async fn remaining(
+    app: &App,
+    detail: &Value,
+    req: &PolicyRequest,
+    owner: &Owner,
+) -> Result<Wanted, InvocationError> {
+    let gone = Wanted::Remove {
+        legacy: None,
+        legacy_policy_id: None,
+    };
+    let named = match detail.get("Statements").filter(|v| !v.is_null()) {
+        Some(raw) => {
+            Some(Statements::parse(raw).map_err(|e| InvalidRequest::new("Statements", e))?)
+        }
+        None => None,
+    };
+    let held = app
+        .ledger()
+        .get(&req.target.display_id())
+        .await?
+        .and_then(|v| v.owners.get(&owner.key()).filter(|r| r.present).cloned());
+    match (held.map(|r| r.holding), named) {
+        (Some(Holding::Statements(_)), None) => Err(InvalidRequest::new(
+            "Statements",
+            "this sender holds statements in the policy: give Statements (by Sid) to say which \
+             to remove",
+        )
+        .into()),
+        (Some(Holding::Statements(mine)), Some(named)) => {
+            let drop = named.sids();
+            let left: Vec<Value> = mine
+                .into_iter()
+                .filter(|s| {
+                    s.get("Sid")
+                        .and_then(Value::as_str)
+                        .is_none_or(|sid| !drop.iter().any(|d| d == sid))
+                })
+                .collect();
+            if left.is_empty() {
+                return Ok(gone);
+            }
+            let left = Statements::parse(&Value::Array(left))
+                .map_err(|e| InvalidRequest::new("Statements", e))?;
+            Ok(Wanted::Statements(left))
+        }
+        _ => Ok(gone),
+    }
 }

@@ -16,16 +16,20 @@ async fn main() -> Result<(), Error> {
     http::preload_roots();
     resource_policy_provider::logging::init();
     let settings = Settings::from_env()?;
+    if settings.ledger_table.is_none() {
+        return Err(
+            "LEDGER_TABLE is not set: the ledger (a DynamoDB table with partition key \
+            `target`, a string) is where the function records who owns which grant; \
+            template.yaml always creates it"
+                .into(),
+        );
+    }
     let config = sdk_loader(&settings).load().await;
     let region = config
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
-    let app = Arc::new(App {
-        clients: Clients::new(config),
-        settings,
-        region,
-    });
+    let app = Arc::new(App::new(Clients::new(config), settings, region));
     let http = response_client();
     if let Some(service) = std::env::var("PRECONNECT_SERVICE")
         .ok()
@@ -35,7 +39,14 @@ async fn main() -> Result<(), Error> {
     }
 
     // The event is taken raw so that even text the strict decoder rejects is answered.
+    // Log lines get Lambda's requestId and xrayTraceId from the runtime's own span
+    // around each invocation (src/logging.rs); EMF lines, written outside tracing,
+    // from here.
     lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
+        resource_policy_provider::logging::begin_invocation(
+            &event.context.request_id,
+            event.context.xray_trace_id.as_deref(),
+        );
         let app = app.clone();
         let http = http.clone();
         async move {

@@ -26,8 +26,8 @@ use crate::drift::{check, Checked};
 use crate::error::InvocationError;
 use crate::ledger::{now_ms, Counts, WalkRefused};
 use crate::metrics;
-use crate::request::{PolicyNeeded, PolicyRequest};
 use crate::services::Service;
+use crate::settings::DriftMode;
 
 /// Targets read from the ledger per page; a page is finished before the budget check.
 pub const PAGE: i32 = 100;
@@ -51,10 +51,11 @@ pub async fn handle(
     event: &Value,
     lambda_deadline_ms: u64,
 ) -> Result<Value, InvocationError> {
-    let Some(ledger) = app.ledger() else {
-        info!("the reconcile needs the desired-state ledger (LEDGER_TABLE), which is not configured: ignored");
-        return Ok(json!({"Status": "IGNORED", "Reason": "no ledger is configured"}));
-    };
+    if app.settings.drift_mode == DriftMode::Disabled {
+        info!("drift repair is disabled (DRIFT_MODE): the reconcile is ignored");
+        return Ok(json!({"Status": "IGNORED", "Reason": "drift repair is disabled"}));
+    }
+    let ledger = app.ledger();
     let budget =
         Budget::from_lambda_deadline(lambda_deadline_ms, None, app.settings.response_reserve);
     // The lease outlives this invocation by a margin, so a continuation keeps it.
@@ -111,23 +112,23 @@ pub async fn handle(
         let page_started = Instant::now();
         let (items, next) = ledger.page(walk.cursor.as_deref(), PAGE).await?;
         let mut tasks = JoinSet::new();
-        for desired in items {
+        for view in items {
             let app = app.clone();
             let limits = limits.clone();
-            let token = format!("{}-{}", walk.walk_id, desired.version);
+            let token = format!("{}-{}", walk.walk_id, view.change_version);
             // Each target's log lines carry its identity, under the walk's span.
-            let span = info_span!("target", target = %desired.target_id);
+            let span = info_span!("target", target = %view.target_id);
             let task = async move {
-                let Some(service) = service_of(&app, &desired) else {
-                    return (None, Checked::Failed("unknown service".into()));
+                let Some(service) = view.service_key.as_deref().and_then(Service::from_key) else {
+                    return (
+                        None,
+                        Checked::Failed("the ledger's item names no service".into()),
+                    );
                 };
                 let _permit = limits[&service].clone().acquire_owned().await;
-                let Some(ledger) = app.ledger() else {
-                    return (Some(service), Checked::Failed("no ledger".into()));
-                };
-                let checked = check(&app, &ledger, &desired, &token, &budget).await;
+                let checked = check(&app, &view, &token, None, &budget).await;
                 if let Checked::Failed(why) = &checked {
-                    warn!(target = %desired.target_id, %why, "reconcile: repair failed");
+                    warn!(target = %view.target_id, %why, "reconcile: repair failed");
                 }
                 (Some(service), checked)
             };
@@ -155,14 +156,9 @@ pub async fn handle(
     }
 }
 
-fn service_of(app: &App, d: &crate::ledger::Desired) -> Option<Service> {
-    let props = d.request.as_ref()?;
-    let req = PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No).ok()?;
-    Some(req.target.service)
-}
-
 fn totals(c: Counts) -> Value {
-    json!({"Checked": c.checked, "InDrift": c.drift, "Repaired": c.repaired, "Failed": c.failed})
+    json!({"Checked": c.checked, "InDrift": c.drift, "Repaired": c.repaired, "Failed": c.failed,
+        "Detected": c.detected, "LoopsStopped": c.loops_stopped})
 }
 
 /// One EMF line per service this invocation touched.

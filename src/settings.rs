@@ -40,6 +40,22 @@ pub struct Settings {
     pub reconcile_concurrency: u32,
     /// This function's name, for the reconcile's continuation (Lambda sets it).
     pub function_name: Option<String>,
+    /// What a drift check does: nothing, report, or repair (`DRIFT_MODE`).
+    pub drift_mode: DriftMode,
+    /// Repairs of one target allowed in `repair_loop_window` before they stop.
+    pub repair_loop_limit: u32,
+    pub repair_loop_window: Duration,
+}
+
+/// What drift checks do (`DRIFT_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriftMode {
+    /// CloudTrail events and the reconcile are acknowledged and ignored.
+    Disabled,
+    /// Drift is reported (metrics, log, event); nothing is written.
+    Detect,
+    /// Drift is repaired: the owners' plan is written back.
+    Repair,
 }
 
 impl Default for Settings {
@@ -62,6 +78,9 @@ impl Default for Settings {
             apply_allowed_accounts: None,
             reconcile_concurrency: 4,
             function_name: None,
+            drift_mode: DriftMode::Repair,
+            repair_loop_limit: 5,
+            repair_loop_window: Duration::from_secs(3600),
         }
     }
 }
@@ -146,6 +165,24 @@ impl Settings {
             apply_allowed_accounts: accounts,
             reconcile_concurrency: count("RECONCILE_CONCURRENCY", d.reconcile_concurrency)?,
             function_name: text("AWS_LAMBDA_FUNCTION_NAME"),
+            drift_mode: match text("DRIFT_MODE").as_deref() {
+                None => d.drift_mode,
+                Some(m) if m.eq_ignore_ascii_case("disabled") => DriftMode::Disabled,
+                Some(m) if m.eq_ignore_ascii_case("detect") => DriftMode::Detect,
+                Some(m) if m.eq_ignore_ascii_case("repair") => DriftMode::Repair,
+                Some(other) => {
+                    return Err(format!(
+                        "DRIFT_MODE must be Disabled, Detect or Repair, got {other:?}"
+                    ))
+                }
+            },
+            repair_loop_limit: count("REPAIR_LOOP_LIMIT", d.repair_loop_limit)?,
+            repair_loop_window: match lookup("REPAIR_LOOP_WINDOW_SECONDS") {
+                None => d.repair_loop_window,
+                Some(v) => Duration::from_secs(v.trim().parse::<u64>().map_err(|_| {
+                    format!("REPAIR_LOOP_WINDOW_SECONDS must be whole seconds, got {v:?}")
+                })?),
+            },
         })
     }
 }

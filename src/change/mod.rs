@@ -1,5 +1,316 @@
-//! One `Change`, carried out in one place (issue 14). The model check of its protocol
-//! lives next to it.
+//! One `Change`, carried out in one place. Every entry point (CloudFormation, apply
+//! requests) turns its request into a [`Change`] and calls [`execute`]; repairs call
+//! [`converge::converge`] directly. What an owner holds, and what a change may remove,
+//! is decided here and in [`plan`] only, from the ledger (docs/ownership.md).
 
+pub mod converge;
 #[cfg(test)]
 mod model;
+pub mod plan;
+
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use crate::app::App;
+use crate::apply::ApplyError;
+use crate::attributes::Applied;
+use crate::budget::Budget;
+use crate::ledger::{Holding, LedgerError, NewRecord, Record, View, ITEM_LIMIT};
+use crate::model::owner::Owner;
+use crate::policy::Policy;
+use crate::request::PolicyRequest;
+use crate::retry::NotFound;
+use crate::statements::Statements;
+use crate::target::Target;
+
+use converge::{converge, Mode, Writer};
+use plan::{owned_slots, refusal, Slot};
+
+/// What the owner wants now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Wanted {
+    Policy(Policy),
+    Statements(Statements),
+    /// The owner is gone. `legacy` is what its properties say it placed, used only
+    /// when the ledger does not know the owner (recorded before the ledger existed).
+    Remove {
+        legacy: Option<Holding>,
+        legacy_policy_id: Option<String>,
+    },
+}
+
+impl Wanted {
+    /// What a validated put request asks for: its statements, or its whole policy.
+    pub fn of(req: &PolicyRequest) -> Wanted {
+        match (&req.statements, &req.policy) {
+            (Some(s), _) => Wanted::Statements(s.clone()),
+            (None, Some(p)) => Wanted::Policy(p.clone()),
+            (None, None) => Wanted::Remove {
+                legacy: None,
+                legacy_policy_id: None,
+            },
+        }
+    }
+}
+
+/// Service options carried with a change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Options {
+    pub confirm_remove_self_resource_access: Option<bool>,
+    pub bypass_policy_lockout_check: Option<bool>,
+    pub wait_for_propagation: bool,
+}
+
+impl Options {
+    pub fn of(req: &PolicyRequest) -> Options {
+        Options {
+            confirm_remove_self_resource_access: req.confirm_remove_self_resource_access,
+            bypass_policy_lockout_check: req.bypass_policy_lockout_check,
+            wait_for_propagation: req.wait_for_propagation,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "ConfirmRemoveSelfResourceAccess": self.confirm_remove_self_resource_access,
+            "BypassPolicyLockoutCheck": self.bypass_policy_lockout_check,
+        })
+    }
+
+    /// The options a record keeps (a repair writes with them).
+    pub fn from_record(r: &Record) -> Options {
+        Options {
+            confirm_remove_self_resource_access: r
+                .options
+                .get("ConfirmRemoveSelfResourceAccess")
+                .and_then(Value::as_bool),
+            bypass_policy_lockout_check: r
+                .options
+                .get("BypassPolicyLockoutCheck")
+                .and_then(Value::as_bool),
+            wait_for_propagation: true,
+        }
+    }
+}
+
+/// One owner's change to one target.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub target: Target,
+    pub owner: Owner,
+    pub wanted: Wanted,
+    pub options: Options,
+    /// The request's id: idempotency token for services that take one.
+    pub token: String,
+    /// Whether a missing resource may still appear (a Create right after the resource).
+    pub not_found: NotFound,
+    /// SSM: a policy the owner names (`PolicyId`) to take as its own.
+    pub policy_id: Option<String>,
+}
+
+/// A change that did not take effect, by what is known of the service's state.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// Refused before anything reached the service (a Sid held by another owner, a mode
+    /// clash, a record too large for the ledger).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Apply(#[from] ApplyError),
+    /// The ledger failed; `written`: the service may already hold the change.
+    #[error("{error}")]
+    Ledger { error: LedgerError, written: bool },
+}
+
+impl ChangeError {
+    /// Whether the service may now hold what was written, so a rollback must clean up.
+    pub fn may_have_written(&self) -> bool {
+        match self {
+            ChangeError::Refused(_) => false,
+            ChangeError::Apply(e) => e.may_have_written(),
+            ChangeError::Ledger { written, .. } => *written,
+        }
+    }
+
+    /// Whether the ledger itself could not be reached (and nothing was recorded).
+    pub fn ledger_unreachable(&self) -> bool {
+        matches!(self, ChangeError::Ledger { written: false, error } if !error.too_large)
+    }
+}
+
+fn ledger_failed(error: LedgerError, written: bool) -> ChangeError {
+    if error.too_large {
+        return ChangeError::Refused(format!(
+            "the ledger cannot hold this record: {error}; DynamoDB items stop at 400 KB"
+        ));
+    }
+    ChangeError::Ledger { error, written }
+}
+
+/// The target's properties as the ledger keeps them.
+pub fn target_request(target: &Target) -> Value {
+    match &target.arn {
+        Some(arn) => json!({ "ResourceArn": arn }),
+        None => json!({ "PolicyName": target.api_id(), "Region": target.region }),
+    }
+}
+
+/// The slot an owner's holding lives in.
+fn slot_for(service_key: &str, owner: &str, holding_is_policy: bool) -> Slot {
+    if owned_slots(service_key) && holding_is_policy {
+        Slot::Owned(owner.to_string())
+    } else {
+        Slot::Main
+    }
+}
+
+/// Records the change, refuses it if another owner holds what it wants, then writes
+/// the plan of every recorded owner, waits until it shows, and settles.
+pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Applied, ChangeError> {
+    let ledger = app.ledger();
+    let target_id = change.target.display_id();
+    let service_key = change.target.service.key();
+    let owner = change.owner.key();
+    let request = target_request(&change.target);
+    let (holding, present) = match &change.wanted {
+        Wanted::Policy(p) => (Holding::Policy(p.value().clone()), true),
+        Wanted::Statements(s) => (Holding::Statements(s.items().to_vec()), true),
+        Wanted::Remove { .. } => (Holding::Statements(Vec::new()), false),
+    };
+    let record = NewRecord {
+        holding,
+        present,
+        policy_id: change.policy_id.clone(),
+        prior: None,
+        adopted: false,
+        options: change.options.to_json(),
+    };
+    if record.size() > ITEM_LIMIT {
+        return Err(ChangeError::Refused(format!(
+            "the ledger cannot hold this request ({} bytes): DynamoDB items stop at 400 KB",
+            record.size()
+        )));
+    }
+    let recorded = ledger
+        .record(&target_id, &request, service_key, &owner, &record)
+        .await
+        .map_err(|e| ledger_failed(e, false))?;
+    let recorded = match (recorded, &change.wanted) {
+        (Some(r), _) => r,
+        (
+            None,
+            Wanted::Remove {
+                legacy: Some(legacy),
+                legacy_policy_id,
+            },
+        ) => {
+            info!("the ledger holds nothing for this owner: removing what its properties name");
+            let adopted = NewRecord {
+                holding: legacy.clone(),
+                present: false,
+                policy_id: legacy_policy_id.clone(),
+                adopted: true,
+                ..record.clone()
+            };
+            match ledger
+                .record(&target_id, &request, service_key, &owner, &adopted)
+                .await
+                .map_err(|e| ledger_failed(e, false))?
+            {
+                Some(r) => r,
+                None => return Ok(Applied::default()),
+            }
+        }
+        (None, _) => {
+            info!("the ledger holds nothing for this owner: nothing to remove");
+            return Ok(Applied::default());
+        }
+    };
+    let version = recorded.version;
+    let previous = recorded
+        .before
+        .as_ref()
+        .and_then(|b| b.owners.get(&owner))
+        .cloned();
+    let mut view = recorded.after;
+    if present {
+        if let Some(why) = refusal(&view, &owner).or_else(|| too_large(&view)) {
+            undo(app, &target_id, &owner, version, previous.as_ref()).await;
+            return Err(ChangeError::Refused(why));
+        }
+        // What this owner placed before and no longer wants: every writer removes it.
+        let mine = view.owners.get(&owner).cloned();
+        if let (Some(prev), Some(mine)) = (&previous, mine) {
+            let now: Vec<String> = mine.holding.sids();
+            let mut retired: Vec<String> = prev
+                .removable_sids()
+                .into_iter()
+                .chain(prev.holding.sids())
+                .filter(|s| !now.contains(s))
+                .collect();
+            retired.sort();
+            retired.dedup();
+            if !retired.is_empty() {
+                ledger
+                    .retire(&target_id, &owner, version, &retired)
+                    .await
+                    .map_err(|e| ledger_failed(e, false))?;
+                view.change_version += 1;
+                if let Some(r) = view.owners.get_mut(&owner) {
+                    r.retired = retired;
+                }
+            }
+            // SSM: the owner's own policy keeps its id across its changes.
+            if let (Some(id), Some(r)) = (&prev.policy_id, view.owners.get_mut(&owner)) {
+                if r.policy_id.is_none() && r.holding.is_policy() && prev.holding.is_policy() {
+                    r.policy_id = Some(id.clone());
+                }
+            }
+        }
+    }
+    let is_policy = view
+        .owners
+        .get(&owner)
+        .is_some_and(|r| r.holding.is_policy());
+    let writer = Writer {
+        target: &change.target,
+        slot: slot_for(service_key, &owner, is_policy),
+        owner: Some((owner.as_str(), version)),
+        removing: (!present).then_some(owner.as_str()),
+        options: change.options.clone(),
+        token: &change.token,
+        not_found: change.not_found,
+    };
+    match converge(app, view, &writer, Mode::Apply, budget).await {
+        Ok(done) => Ok(done.applied),
+        Err(e) => {
+            if present && !e.may_have_written() {
+                undo(app, &target_id, &owner, version, previous.as_ref()).await;
+            }
+            if !present {
+                warn!(error = %e, "the owner is recorded gone; the removal did not finish and \
+                    the next repair or reconcile finishes it");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn too_large(view: &View) -> Option<String> {
+    (view.size() > ITEM_LIMIT).then(|| {
+        format!(
+            "the ledger cannot hold every owner of {} with this request (about {} bytes): \
+             DynamoDB items stop at 400 KB",
+            view.target_id,
+            view.size()
+        )
+    })
+}
+
+/// Puts the owner's previous record back after a refusal or a failure that wrote
+/// nothing; a failure here is logged (the record then only asks for what it asked).
+async fn undo(app: &App, target_id: &str, owner: &str, version: u64, previous: Option<&Record>) {
+    if let Err(e) = app.ledger().undo(target_id, owner, version, previous).await {
+        warn!(error = %e, "could not undo the refused change's record in the ledger");
+    }
+}

@@ -22,11 +22,12 @@ use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument, Span};
 
 use crate::app::App;
-use crate::apply::delete_policy;
 use crate::attributes::Applied;
 use crate::budget::Budget;
+use crate::change::{execute, Change, ChangeError, Options, Wanted};
 use crate::error::InvocationError;
-use crate::recorded::{self, owner_cloudformation, RecordedError};
+use crate::ledger::Holding;
+use crate::model::owner::Owner;
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 use crate::retry::NotFound;
 use crate::services::Known;
@@ -196,7 +197,7 @@ fn record_target(target: &Target) {
 
 async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
     let env = Envelope::read(&event);
-    let owner = owner_cloudformation(&env.stack_id, &env.logical_resource_id);
+    let owner = Owner::stack(&env.stack_id, &env.logical_resource_id);
     // A Delete needs only its physical id and properties: a malformed envelope must not
     // keep a stack from being deleted.
     if env.request_type == "Delete" {
@@ -226,11 +227,14 @@ async fn lifecycle(app: Arc<App>, event: Value, budget: Budget) -> Outcome {
             create(&app, &c.resource_properties, &c.request_id, &owner, &budget).await
         }
         Request::Update(u) => {
+            let old = Old {
+                props: &u.old_resource_properties,
+                id: &u.physical_resource_id,
+            };
             update(
                 &app,
                 &u.resource_properties,
-                &u.old_resource_properties,
-                &u.physical_resource_id,
+                old,
                 &u.request_id,
                 &owner,
                 &budget,
@@ -257,8 +261,15 @@ fn invalid(physical_id: String, why: InvalidRequest) -> Outcome {
     Outcome::failed(physical_id, format!("Invalid request: {why}"))
 }
 
-fn requested(req: &PolicyRequest) -> Known {
-    Known {
+/// The change a Create or Update asks for.
+fn change(req: &PolicyRequest, owner: &Owner, token: &str, not_found: NotFound) -> Change {
+    Change {
+        target: req.target.clone(),
+        owner: owner.clone(),
+        wanted: Wanted::of(req),
+        options: Options::of(req),
+        token: token.to_string(),
+        not_found,
         policy_id: req.policy_id.clone(),
     }
 }
@@ -267,7 +278,7 @@ async fn create(
     app: &App,
     props: &Value,
     request_id: &str,
-    owner: &str,
+    owner: &Owner,
     budget: &Budget,
 ) -> Outcome {
     let marker = physical_id::marker(request_id);
@@ -276,172 +287,105 @@ async fn create(
         Err(why) => return invalid(marker, why),
     };
     record_target(&req.target);
-    let known = requested(&req);
-    let not_found = NotFound::MayAppear;
-    match recorded::put(app, &req, &known, &[], not_found, request_id, owner, budget).await {
-        Ok(applied) => {
-            let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
-            Outcome::success(
-                physical_id::for_target(&req.target, &known),
-                data(&req, &applied),
-            )
-        }
+    // The id names the target only: which policies the owner holds is the ledger's.
+    let id = physical_id::for_target(&req.target, &Known::default());
+    let c = change(&req, owner, request_id, NotFound::MayAppear);
+    match execute(app, &c, budget).await {
+        Ok(applied) => Outcome::success(id, data(&req, &applied)),
         // A write that may have landed gets the real id, so the rollback Delete removes it.
-        Err(e) if e.may_have_written() => {
-            Outcome::failed(physical_id::for_target(&req.target, &known), e.to_string())
-        }
+        Err(e) if e.may_have_written() => Outcome::failed(id, e.to_string()),
         Err(e) => Outcome::failed(marker, e.to_string()),
     }
 }
 
-/// The target an existing physical id (or, failing that, the old properties) names.
-fn old_target(old_id: &str, old: Option<&PolicyRequest>) -> (Option<Target>, Known) {
-    let from_props = || old.map(|r| r.target.clone());
-    match physical_id::parse(old_id) {
-        Named::Target(t, known) => (Some(t), known),
-        Named::Digest { digest, known } => (
-            from_props().filter(|t| physical_id::digest_matches(&digest, t)),
-            known,
-        ),
-        Named::Unknown => (from_props(), Known::default()),
-    }
+/// What an Update replaces: its old properties and physical id.
+struct Old<'a> {
+    props: &'a Value,
+    id: &'a str,
 }
 
-/// Whether `props` gives `name` (present and not null).
-fn gives(props: &Value, name: &str) -> bool {
-    props.get(name).is_some_and(|v| !v.is_null())
+/// The target an existing physical id names (a digest id: checked against `candidate`,
+/// the old properties' target).
+fn named_target(id: &str, candidate: Option<&Target>) -> (Option<Target>, Known) {
+    match physical_id::parse(id) {
+        Named::Target(t, known) => (Some(t), known),
+        Named::Digest { digest, known } => (
+            candidate
+                .filter(|t| physical_id::digest_matches(&digest, t))
+                .cloned(),
+            known,
+        ),
+        Named::Unknown => (candidate.cloned(), Known::default()),
+    }
 }
 
 async fn update(
     app: &App,
     props: &Value,
-    old_props: &Value,
-    old_id: &str,
+    old: Old<'_>,
     request_id: &str,
-    owner: &str,
+    owner: &Owner,
     budget: &Budget,
 ) -> Outcome {
     let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::Yes) {
         Ok(r) => r,
-        Err(why) => return invalid(old_id.to_string(), why),
+        Err(why) => return invalid(old.id.to_string(), why),
     };
     record_target(&req.target);
-    let old = PolicyRequest::from_properties(old_props, &app.region, PolicyNeeded::No).ok();
-    let (old_target, old_known) = old_target(old_id, old.as_ref());
-    // Same target: update in place. A new target: put there and return its id;
-    // CloudFormation then deletes the old one.
-    let replacing = old_target.as_ref() != Some(&req.target);
-    let known = match (replacing, req.policy_id.clone()) {
-        (_, Some(id)) => Known {
-            policy_id: Some(id),
-        },
-        (false, None) => old_known,
-        (true, None) => Known::default(),
-    };
-    if replacing {
-        info!(old = ?old_target.map(|t| t.display_id()), "target changed: replacing");
+    // The old properties only say which target the old id named (a digest id); what the
+    // owner holds there is the ledger's to say.
+    let old_req = PolicyRequest::from_properties(old.props, &app.region, PolicyNeeded::No).ok();
+    let (old_target, _) = named_target(old.id, old_req.as_ref().map(|r| &r.target));
+    if old_target.as_ref() == Some(&req.target) {
+        let c = change(&req, owner, request_id, NotFound::Final);
+        // Same target: the id it received, so CloudFormation deletes nothing.
+        return match execute(app, &c, budget).await {
+            Ok(applied) => Outcome::success(old.id.to_string(), data(&req, &applied)),
+            Err(e) => Outcome::failed(old.id.to_string(), e.to_string()),
+        };
     }
-    // A new target may be a resource made in this same update a moment ago.
-    let not_found = if replacing {
-        NotFound::MayAppear
-    } else {
-        NotFound::Final
-    };
-    // Shared policies: the statements this resource owned before, on the same target.
-    let owned_before = match (&old, replacing) {
-        (Some(o), false) => o.statements.as_ref().map(|s| s.sids()).unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    // The mode is what the old properties gave, whether or not they still parse.
-    let old_mode_known = gives(old_props, "Policy") || gives(old_props, "Statements");
-    let switching = gives(old_props, "Statements") != req.statements.is_some();
-    if !replacing && old_mode_known && switching {
-        return Outcome::failed(
-            old_id.to_string(),
-            "Invalid request: switching between Policy and Statements on the same target is not \
-             done in place; give the resource a new logical id (CloudFormation then creates the \
-             new one and deletes the old)",
-        );
-    }
-    let put = recorded::put(
-        app,
-        &req,
-        &known,
-        &owned_before,
-        not_found,
-        request_id,
-        owner,
-        budget,
-    );
-    match put.await {
-        Ok(applied) => {
-            let known = applied.version.as_ref().map(|v| v.known()).unwrap_or(known);
-            Outcome::success(
-                physical_id::for_target(&req.target, &known),
-                data(&req, &applied),
-            )
-        }
-        Err(e) if replacing && e.may_have_written() => Outcome::failed(
-            old_id.to_string(),
-            undo_replacement(app, &req, &known, e, request_id, owner, budget).await,
+    // A new target: put there and return its id; CloudFormation then deletes the old
+    // one. The new target may be a resource made in this same update a moment ago.
+    info!(old = ?old_target.map(|t| t.display_id()), "target changed: replacing");
+    let c = change(&req, owner, request_id, NotFound::MayAppear);
+    match execute(app, &c, budget).await {
+        Ok(applied) => Outcome::success(
+            physical_id::for_target(&req.target, &Known::default()),
+            data(&req, &applied),
         ),
-        Err(e) => Outcome::failed(old_id.to_string(), e.to_string()),
+        Err(e) if e.may_have_written() => Outcome::failed(
+            old.id.to_string(),
+            undo_replacement(app, &c, e, budget).await,
+        ),
+        Err(e) => Outcome::failed(old.id.to_string(), e.to_string()),
     }
 }
 
 /// A failed Update to a new target that may have written there: CloudFormation's
-/// rollback never sends a Delete for that target, so remove it now (best effort,
-/// inside the budget) and say so in the Reason.
-async fn undo_replacement(
-    app: &App,
-    req: &PolicyRequest,
-    known: &Known,
-    failure: RecordedError,
-    request_id: &str,
-    owner: &str,
-    budget: &Budget,
-) -> String {
+/// rollback never sends a Delete for that target, so this owner leaves it now (best
+/// effort, inside the budget) and the Reason says so.
+async fn undo_replacement(app: &App, c: &Change, failure: ChangeError, budget: &Budget) -> String {
     let cleanup = budget.cleanup();
-    let target = &req.target;
-    // A shared policy keeps everyone else's statements: only ours come out again.
-    let removed = match &req.statements {
-        Some(statements) => {
-            let change = recorded::StatementsChange {
-                req,
-                known,
-                owned_before: &statements.sids(),
-                desired: &[],
-                owner,
-            };
-            recorded::change_statements(app, &change, request_id, &cleanup)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        None => delete_policy(
-            app,
-            target,
-            known,
-            req.policy.as_ref(),
-            false,
-            request_id,
-            &cleanup,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string()),
+    let target = &c.target;
+    let leave = Change {
+        wanted: Wanted::Remove {
+            legacy: None,
+            legacy_policy_id: None,
+        },
+        not_found: NotFound::Final,
+        ..c.clone()
     };
-    match removed {
+    match execute(app, &leave, &cleanup).await {
         Ok(_) => format!(
-            "{failure}; the policy that may have been written on the new target {target} was \
+            "{failure}; what this resource may have written on the new target {target} was \
                 removed again"
         ),
         Err(e) => {
-            error!(error = %e, "could not remove the policy from the new target after a failed \
-                update");
+            error!(error = %e, "could not remove what this resource wrote on the new target \
+                after a failed update");
             format!(
-                "{failure}; a policy may remain on the new target {target} and could not be \
-                    removed ({e}): remove it by hand"
+                "{failure}; this resource is recorded as gone from the new target {target}, \
+                    and the removal finishes on the next repair ({e})"
             )
         }
     }
@@ -452,114 +396,92 @@ async fn delete(
     props: &Value,
     id: &str,
     request_id: &str,
-    owner: &str,
+    owner: &Owner,
     budget: &Budget,
 ) -> Outcome {
     let from_props = PolicyRequest::from_properties(props, &app.region, PolicyNeeded::No);
-    if let Ok(req) = &from_props {
-        if let Some(statements) = &req.statements {
-            let same_target = match physical_id::parse(id) {
-                Named::Target(t, _) => t == req.target,
-                Named::Digest { digest, .. } => physical_id::digest_matches(&digest, &req.target),
-                Named::Unknown => true,
-            };
-            if same_target {
-                return remove_statements(
-                    app,
-                    req,
-                    statements.sids(),
-                    id,
-                    request_id,
-                    owner,
-                    budget,
-                )
-                .await;
-            }
-        }
-    }
+    let props_target = from_props.as_ref().ok().map(|r| &r.target);
     // The physical id names the target whenever it can: properties that name another
     // one are not acted on.
-    let (target, known, policy, wait) =
-        match (physical_id::parse(id), from_props) {
-            (Named::Target(t, known), Ok(r)) if r.target == t => {
-                let known = Known {
-                    policy_id: known.policy_id.or(r.policy_id),
-                };
-                (t, known, r.policy, r.wait_for_propagation)
+    let (target, known) = match named_target(id, props_target) {
+        (Some(t), known) => (t, known),
+        (None, _) => {
+            return match (physical_id::parse(id), from_props) {
+                (Named::Digest { .. }, _) => Outcome::failed(
+                    id.to_string(),
+                    "Invalid request: the physical id names its target by digest, and \
+                        ResourceArn in the properties does not match it",
+                ),
+                (_, Err(why)) => invalid(id.to_string(), why),
+                (_, Ok(_)) => Outcome::failed(id.to_string(), "Invalid request: no target"),
             }
-            (Named::Target(t, known), other) => {
-                match other {
-                    Ok(r) => warn!(
-                        properties_target = %r.target.display_id(),
-                        "the properties name another target than the physical id; deleting the \
-                            physical id's target only"
-                    ),
-                    Err(why) => {
-                        warn!(%why, "properties unreadable; deleting the target named by the \
-                        physical id")
-                    }
-                }
-                (t, known, None, true)
-            }
-            (Named::Digest { digest, known }, Ok(r))
-                if physical_id::digest_matches(&digest, &r.target) =>
-            {
-                (r.target, known, r.policy, r.wait_for_propagation)
-            }
-            (Named::Digest { .. }, _) => return Outcome::failed(
-                id.to_string(),
-                "Invalid request: the physical id names its target by digest, and ResourceArn in \
-                    the properties does not match it",
-            ),
-            (Named::Unknown, Ok(r)) => {
-                let known = requested(&r);
-                (r.target, known, r.policy, r.wait_for_propagation)
-            }
-            (Named::Unknown, Err(why)) => return invalid(id.to_string(), why),
-        };
-    record_target(&target);
-    let policy = policy.as_ref();
-    match recorded::delete(app, &target, &known, policy, wait, request_id, budget).await {
-        Ok(applied) => {
-            let mut d = HashMap::new();
-            d.insert("Attempts".into(), applied.attempts.to_string());
-            Outcome::success(id.to_string(), d)
         }
-        Err(e) => Outcome::failed(id.to_string(), e.to_string()),
+    };
+    record_target(&target);
+    let same = from_props.as_ref().ok().filter(|r| r.target == target);
+    if from_props.is_ok() && same.is_none() {
+        warn!(
+            "the properties name another target than the physical id; acting on the \
+            physical id's target only"
+        );
+    }
+    // What the properties say this resource placed: used only if the ledger does not
+    // know the owner (a resource created before the ledger existed).
+    let legacy = same.and_then(|r| match (&r.statements, &r.policy) {
+        (Some(s), _) => Some(Holding::Statements(s.items().to_vec())),
+        (None, Some(p)) => Some(Holding::Policy(p.value().clone())),
+        _ => None,
+    });
+    let c = Change {
+        target: target.clone(),
+        owner: owner.clone(),
+        wanted: Wanted::Remove {
+            legacy,
+            legacy_policy_id: known
+                .policy_id
+                .or_else(|| same.and_then(|r| r.policy_id.clone())),
+        },
+        options: same.map(Options::of).unwrap_or(Options {
+            wait_for_propagation: true,
+            ..Options::default()
+        }),
+        token: request_id.to_string(),
+        not_found: NotFound::Final,
+        policy_id: None,
+    };
+    let done = |applied: &Applied| {
+        let mut d = HashMap::new();
+        d.insert("Attempts".into(), applied.attempts.to_string());
+        Outcome::success(id.to_string(), d)
+    };
+    match execute(app, &c, budget).await {
+        Ok(applied) => done(&applied),
+        // The owner is recorded gone: whatever failed, the next repair finishes the
+        // removal and never restores the grant, so the stack is not held up.
+        Err(e) if !e.ledger_unreachable() => {
+            error!(error = %e, "the removal did not finish: the owner is recorded gone and a \
+                repair finishes it");
+            if let Err(why) = hand_off(app, &c, &e).await {
+                warn!(%why, "the reconcile finishes the removal");
+            }
+            done(&Applied::default())
+        }
+        // The ledger cannot be reached: Lambda's asynchronous queue carries the record
+        // that this owner is gone (retried, then the dead-letter queue).
+        Err(e) => match hand_off(app, &c, &e).await {
+            Ok(()) => done(&Applied::default()),
+            Err(why) => Outcome::failed(id.to_string(), format!("{e}; {why}")),
+        },
     }
 }
 
-/// A Delete in shared-policy mode: remove this resource's statements only (the policy
-/// goes when nothing is left).
-async fn remove_statements(
-    app: &App,
-    req: &PolicyRequest,
-    sids: Vec<String>,
-    id: &str,
-    request_id: &str,
-    owner: &str,
-    budget: &Budget,
-) -> Outcome {
-    record_target(&req.target);
-    let known = match physical_id::parse(id) {
-        Named::Target(_, k) | Named::Digest { known: k, .. } => k,
-        Named::Unknown => requested(req),
-    };
-    let change = recorded::StatementsChange {
-        req,
-        known: &known,
-        owned_before: &sids,
-        desired: &[],
-        owner,
-    };
-    match recorded::change_statements(app, &change, request_id, budget).await {
-        Ok(applied) => {
-            let mut d = HashMap::new();
-            d.insert("Attempts".into(), applied.attempts.to_string());
-            Outcome::success(id.to_string(), d)
-        }
-        Err(e) => Outcome::failed(id.to_string(), e.to_string()),
-    }
+/// Hands an owner's removal to this function's asynchronous queue: recorded and
+/// converged there, retried by Lambda, then kept in the dead-letter queue.
+async fn hand_off(app: &App, c: &Change, failure: &ChangeError) -> Result<(), String> {
+    let event = crate::inbound::owner_gone::event(c);
+    crate::inbound::owner_gone::send(app, &event)
+        .await
+        .map(|_| info!(error = %failure, "the removal continues asynchronously"))
 }
 
 #[cfg(test)]

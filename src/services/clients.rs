@@ -126,6 +126,20 @@ impl Clients {
         .map_err(|e| in_region(e, target))
     }
 
+    /// Every policy on the target: SSM keeps several per parameter, the others one.
+    pub async fn read_all(&self, target: &Target) -> Result<Vec<LivePolicy>, ServiceError> {
+        match target.service {
+            Service::Ssm => ssm::read_all(&self.ssm(&target.region), target.api_id())
+                .await
+                .map_err(|e| in_region(e, target)),
+            _ => Ok(self
+                .read(target, &Known::default())
+                .await?
+                .into_iter()
+                .collect()),
+        }
+    }
+
     /// Whether a read can tell that the policy `known` names is gone: not so for a
     /// service with several policies per resource when the function knows no id.
     pub fn can_confirm_delete(&self, target: &Target, known: &Known) -> bool {

@@ -89,7 +89,7 @@ fn hash_of(p: &LivePolicy) -> Option<&str> {
 }
 
 /// Every policy on the resource, following pagination.
-async fn list(client: &Client, arn: &str) -> Result<Vec<LivePolicy>, ServiceError> {
+pub async fn list(client: &Client, arn: &str) -> Result<Vec<LivePolicy>, ServiceError> {
     let mut all = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -179,6 +179,14 @@ async fn write(
         .await
         .map_err(|e| classify(&e, kind))?;
     Ok(version(out.policy_id(), out.policy_hash()))
+}
+
+/// Every policy on the resource; none when the resource is gone.
+pub async fn read_all(client: &Client, arn: &str) -> Result<Vec<LivePolicy>, ServiceError> {
+    match list(client, arn).await {
+        Err(e) if e.kind == ErrorKind::ResourceNotFound => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 pub async fn read(

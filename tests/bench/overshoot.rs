@@ -77,11 +77,7 @@ async fn main() {
         ))
         .load()
         .await;
-    let app = App {
-        clients: Clients::new(config),
-        settings,
-        region: "us-east-1".into(),
-    };
+    let app = App::new(Clients::new(config), settings, "us-east-1");
 
     println!("| D (s) | overshoot median (ms) | worst (ms) | target (ms) |");
     println!("|---|---|---|---|");

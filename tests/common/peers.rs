@@ -36,13 +36,15 @@ fn free_port() -> u16 {
 
 /// moto's server from the project's pinned virtualenv.
 pub async fn moto() -> Peer {
-    let exe = root().join(".venv/bin/moto_server");
+    let exe = root().join(".venv/bin/python");
     assert!(
-        exe.exists(),
+        root().join(".venv/bin/moto_server").exists(),
         "moto_server is missing: run scripts/install-peers (it installs the pinned peers into .venv)"
     );
     let port = free_port();
+    // moto with DynamoDB's single-item atomicity (its threaded server lacks it).
     let child = Command::new(exe)
+        .arg(root().join("tests/peers/moto_atomic.py"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -187,6 +189,64 @@ impl Peer {
     /// Calls of `operation` to `service` so far.
     pub async fn calls(&self, service: &str, operation: &str) -> u64 {
         self.state().await["call_counts"][service][operation]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+/// tests/peers/ddb_proxy.py in front of `upstream` (moto's URL): DynamoDB's
+/// policy-update lock (`lock_ms` per ResourceArn after each successful Put/Delete; 0:
+/// off) and DynamoDB's PolicyNotFoundException for an `ExpectedRevisionId` on a missing
+/// or changed policy, which moto alone does not give. Point the DynamoDB client at
+/// `url`; read and drive it with [`Peer::proxy`] (`/_proxy/...`, tests/peers/README.md).
+#[allow(dead_code)]
+pub fn ddb_proxy(upstream: &str, lock_ms: u64) -> Peer {
+    let script = root().join("tests/peers/ddb_proxy.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(["--upstream", upstream, "--host", "127.0.0.1", "--port", "0"])
+        .args(["--lock-ms", &lock_ms.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 is needed to run tests/peers/ddb_proxy.py (apt-get install python3)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("ddb_proxy.py did not start: {line:?}"))
+        .trim()
+        .to_string();
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+#[allow(dead_code)]
+impl Peer {
+    /// The DynamoDB proxy's admin API: `proxy(GET, "stats", None)`,
+    /// `proxy(POST, "faults", Some(json!({"kind": "hold", "arn": arn, "ms": 500})))`, ...
+    pub async fn proxy(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let r = resource_policy_provider::response_client()
+            .request(method, format!("{}/_proxy/{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "ddb proxy {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// One ResourceArn's counters: writes, puts, deletes, locked, precondition_failed,
+    /// errors, held, lost_replies (0 when the proxy has not seen the ARN).
+    pub async fn proxy_count(&self, arn: &str, counter: &str) -> u64 {
+        self.proxy(reqwest::Method::GET, "stats", None).await["arns"][arn][counter]
             .as_u64()
             .unwrap_or(0)
     }

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use peers::Peer;
 use recorder::Recorder;
-use resource_policy_provider::ledger::{Ledger, Settle};
+use resource_policy_provider::ledger::{Holding, Ledger, NewRecord, View};
 use resource_policy_provider::services::Clients;
 use resource_policy_provider::settings::Settings;
 use resource_policy_provider::{handle, sdk_loader, App, InvocationError};
@@ -111,11 +111,7 @@ async fn world_with(faults: Option<Value>) -> World {
         .with_kinesis("us-east-1", kinesis)
         .with_dynamodb("us-east-1", ddb)
         .with_lambda("us-east-1", lambda);
-    let app = Arc::new(App {
-        clients,
-        settings,
-        region: "us-east-1".into(),
-    });
+    let app = Arc::new(App::new(clients, settings, "us-east-1"));
     World {
         _moto: moto,
         proxy,
@@ -193,8 +189,8 @@ impl World {
             .to_string()
     }
 
-    fn ledger(&self) -> Ledger {
-        self.app.ledger().unwrap()
+    fn ledger(&self) -> &Ledger {
+        self.app.ledger()
     }
 
     fn xray(&self) -> aws_sdk_xray::Client {
@@ -259,13 +255,10 @@ async fn the_ledger_follows_create_update_delete_and_drift_is_repaired_to_the_la
         .await
         .unwrap()
         .expect("a ledger row after Create");
-    assert_eq!(row.request.as_ref().unwrap()["Policy"], v1);
-    assert_eq!(
-        row.owner.as_deref(),
-        Some("cloudformation:arn:aws:cloudformation:us-east-1:123456789012:stack/consumer/guid/TracingPolicy")
-    );
-    assert!(row.in_flight.is_none() && row.applied_at_ms.is_some() && row.revision.is_some());
-    let created_version = row.version;
+    let owner = owner_of(&row);
+    assert_eq!(owner.holding, Holding::Policy(v1.clone()));
+    assert!(owner.present && owner.settled);
+    let created_version = row.change_version;
 
     // Out of band: the policy is deleted; its CloudTrail event puts it back.
     w.xray()
@@ -309,8 +302,8 @@ async fn the_ledger_follows_create_update_delete_and_drift_is_repaired_to_the_la
     // Update: the ledger takes the new document, and a repair restores that one.
     w.cfn("update", "Update", props(&v2), Some(&id)).await;
     let row = w.ledger().get(&id).await.unwrap().unwrap();
-    assert_eq!(row.request.as_ref().unwrap()["Policy"], v2);
-    assert!(row.version > created_version);
+    assert_eq!(owner_of(&row).holding, Holding::Policy(v2.clone()));
+    assert!(row.change_version > created_version);
     w.xray()
         .put_resource_policy()
         .policy_name("tracing")
@@ -325,9 +318,12 @@ async fn the_ledger_follows_create_update_delete_and_drift_is_repaired_to_the_la
     assert_eq!(out["Status"], "REPAIRED");
     assert_eq!(w.xray_document("tracing").await, Some(v2.clone()));
 
-    // Delete: the row goes, and the target is no longer repaired.
+    // Delete: the owner is recorded gone, and what is written there by hand afterwards
+    // is not its to remove or restore.
     w.cfn("delete", "Delete", props(&v2), Some(&id)).await;
-    assert_eq!(w.ledger().get(&id).await.unwrap(), None);
+    let row = w.ledger().get(&id).await.unwrap().unwrap();
+    assert!(!owner_of(&row).present && owner_of(&row).settled);
+    assert_eq!(w.xray_document("tracing").await, None);
     w.xray()
         .put_resource_policy()
         .policy_name("tracing")
@@ -339,8 +335,19 @@ async fn the_ledger_follows_create_update_delete_and_drift_is_repaired_to_the_la
         .invoke(&xray_trail("tracing"), Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(out["Status"], "UNMANAGED");
+    assert_eq!(out["Status"], "IN_SYNC", "{out}");
     assert_eq!(w.xray_document("tracing").await, Some(hand));
+}
+
+const STACK_OWNER: &str =
+    "cfn:arn:aws:cloudformation:us-east-1:123456789012:stack/consumer/guid/TracingPolicy";
+
+/// The record of the stack resource the CloudFormation events here come from.
+fn owner_of(row: &View) -> resource_policy_provider::ledger::Record {
+    row.owners
+        .get(STACK_OWNER)
+        .unwrap_or_else(|| panic!("no record for {STACK_OWNER}: {:?}", row.owners.keys()))
+        .clone()
 }
 
 #[tokio::test]
@@ -491,7 +498,12 @@ async fn ssm_apply_requests_replace_their_own_policy_and_delete_exactly_it() {
         serde_json::from_str::<Value>(policies[0]["Policy"].as_str().unwrap()).unwrap(),
         theirs
     );
-    assert_eq!(w.ledger().get(arn).await.unwrap(), None);
+    let row = w.ledger().get(arn).await.unwrap().unwrap();
+    let sender = &row.owners[&format!("events:{ACCOUNT}/platform.policies")];
+    assert!(
+        !sender.present && sender.settled,
+        "the sender is recorded gone"
+    );
 
     // From an account that is not allowed: refused before any call.
     let calls = w.server.calls("ssm", "PutResourcePolicy").await;
@@ -510,13 +522,12 @@ async fn ssm_apply_requests_replace_their_own_policy_and_delete_exactly_it() {
 /// them holding another document than the ledger's.
 async fn managed_parameters(w: &World, n: usize, drifted: usize) {
     let ssm = w.app.clients.ssm("us-east-1");
-    let ledger = w.ledger();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let arn = format!("arn:aws:ssm:us-east-1:123456789012:parameter/fleet/p{i:04}");
         let control = w.server.url.clone();
         let ssm = ssm.clone();
-        let ledger = Ledger::new(w.app.clients.dynamodb("us-east-1"), ledger.table());
+        let app = w.app.clone();
         tasks.spawn(async move {
             resource_policy_provider::response_client()
                 .post(format!("{control}/_fake/ssm-resources"))
@@ -537,21 +548,23 @@ async fn managed_parameters(w: &World, n: usize, drifted: usize) {
                 .send()
                 .await
                 .unwrap();
-            let (ticket, _) = ledger.begin(&arn, "seed").await.unwrap();
-            ledger
-                .settle_put(
-                    &ticket,
-                    Settle {
-                        request: Some(json!({"ResourceArn": arn, "Policy": desired})),
-                        policy_text: Some(desired.to_string()),
-                        service: Some("ssm".into()),
-                        owner: Some("test".into()),
-                        policy_id: out.policy_id().map(str::to_string),
-                        revision: None,
-                    },
-                )
+            let owner =
+                format!("cfn:arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/fleet/guid/P{i}");
+            let record = NewRecord {
+                holding: Holding::Policy(desired),
+                present: true,
+                policy_id: out.policy_id().map(str::to_string),
+                prior: None,
+                adopted: false,
+                options: Value::Null,
+            };
+            let ledger = app.ledger();
+            let r = ledger
+                .record(&arn, &json!({"ResourceArn": arn}), "ssm", &owner, &record)
                 .await
+                .unwrap()
                 .unwrap();
+            ledger.settle(&arn, &owner, r.version, None).await.unwrap();
         });
         if tasks.len() >= 16 {
             tasks.join_next().await.unwrap().unwrap();
@@ -606,7 +619,8 @@ async fn the_reconcile_repairs_exactly_the_drifted_and_continues_when_time_runs_
     };
     assert_eq!(
         done["Totals"],
-        json!({"Checked": 1000, "InDrift": 50, "Repaired": 50, "Failed": 0}),
+        json!({"Checked": 1000, "InDrift": 50, "Repaired": 50, "Failed": 0, "Detected": 0,
+            "LoopsStopped": 0}),
         "{done}"
     );
     assert_eq!(

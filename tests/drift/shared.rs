@@ -312,7 +312,24 @@ async fn ten_owners_created_at_once_end_with_all_ten_statements_on_every_service
         let mut sids = live_sids(&w, target).await;
         sids.sort();
         let want: Vec<String> = (0..10).map(|i| format!("S{i}")).collect();
-        assert_eq!(sids, want, "{service}: every owner's statement is there");
+        let row = w
+            .app
+            .ledger()
+            .get(&target_of(target).display_id())
+            .await
+            .unwrap();
+        let recorded: Vec<(String, Vec<String>, bool)> = row
+            .map(|r| {
+                r.owners
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o.holding.sids(), o.present))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            sids, want,
+            "{service}: every owner's statement is there; the ledger holds {recorded:?}"
+        );
     }
     let state = w.server.state().await;
     let failed = state["calls"]

@@ -49,11 +49,7 @@ async fn harness_with(
     let clients = extra(fakes::clients(&mut fakes));
     let mut settings = support::fast_settings();
     settings.response_url_allowed_hosts = vec![format!("127.0.0.1:{}", rec.port)];
-    let app = Arc::new(App {
-        clients,
-        settings,
-        region: "us-east-1".into(),
-    });
+    let app = Arc::new(App::new(clients, settings, "us-east-1"));
     Harness {
         app,
         http: response_client(),
@@ -162,7 +158,7 @@ const SERVICES: [(&str, &str, &str, &[&str]); 5] = [
     ),
     (
         "ssm",
-        "arn:aws:ssm:us-east-1:123456789012:parameter/app/config,p-1",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/app/config",
         SSM,
         &["PolicyId", "PolicyHash", "ResourceArn"],
     ),
@@ -559,7 +555,7 @@ async fn work_that_outlives_the_deadline_is_answered_failed_before_it() {
     });
     let get = mock!(aws_sdk_dynamodb::Client::get_resource_policy).then_output(|| {
         GetResourcePolicyOutput::builder()
-            .policy(POLICY_V1)
+            .policy(POLICY_V2)
             .revision_id("old")
             .build()
     });
@@ -607,7 +603,8 @@ async fn a_panic_while_handling_is_answered_failed() {
             panic!("adapter exploded")
         },
     );
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+    let get = failure_paths::no_policy();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &get]);
     let h = harness_with(|c| c.with_dynamodb("eu-west-1", client)).await;
     let arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/t";
     let r = h
@@ -687,21 +684,20 @@ async fn a_client_error_on_the_response_put_is_reported_not_retried() {
 async fn eventbridge_apply_requests_put_and_delete_and_others_are_refused() {
     let h = harness().await;
     let put = json!({"version": "0", "id": "ev-1", "detail-type": "PutResourcePolicy", "source": "platform.policies",
-        "detail": {"ResourceArn": KIN, "Policy": POLICY_V1}});
+        "account": "123456789012", "detail": {"ResourceArn": KIN, "Policy": POLICY_V1}});
     let out = h.invoke_raw(&put.to_string()).await.unwrap();
     assert_eq!(out["Status"], "APPLIED");
     assert_eq!(out["Target"], KIN);
     assert!(h.fakes.store.holds(KIN).is_some());
 
-    let del = json!({"id": "ev-2", "detail-type": "DeleteResourcePolicy", "source": "platform.policies", "detail": {"ResourceArn": KIN}});
+    let del = json!({"id": "ev-2", "detail-type": "DeleteResourcePolicy", "source": "platform.policies", "account": "123456789012", "detail": {"ResourceArn": KIN}});
     assert_eq!(
         h.invoke_raw(&del.to_string()).await.unwrap()["Status"],
         "DELETED"
     );
     assert_eq!(h.fakes.store.holds(KIN), None);
 
-    let bad =
-        json!({"id": "ev-3", "detail-type": "PutResourcePolicy", "detail": {"ResourceArn": KIN}});
+    let bad = json!({"id": "ev-3", "detail-type": "PutResourcePolicy", "source": "platform.policies", "account": "123456789012", "detail": {"ResourceArn": KIN}});
     assert!(h
         .invoke_raw(&bad.to_string())
         .await

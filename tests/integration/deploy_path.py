@@ -1,6 +1,6 @@
 """The deploy path a user takes, as code shared by test_deploy_path.py and scripts/demo:
-our own template.yaml through the emulator's CloudFormation with the SAM transform
-(CodeUri pointed at an uploaded zip, as `sam package` writes it), and the stacks in
+our own template.yaml (plain CloudFormation) through the emulator's CloudFormation
+(Code pointed at an uploaded zip, as `sam package` writes it), and the stacks in
 examples/ using its exported ServiceToken.
 
 ministack's CloudFormation reads YAML with short tags itself; this module only parses
@@ -10,15 +10,18 @@ ministack has no AWS::Kinesis::StreamConsumer, AWS::APS::Workspace or X-Ray).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
+import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from harness import REPO_ROOT, LambdaCode
+from harness import REPO_ROOT, LambdaCode, StackDeployer, StackResult
 
 TEMPLATE = REPO_ROOT / "template.yaml"
 EXAMPLES = REPO_ROOT / "examples"
@@ -29,18 +32,20 @@ PROVIDER_STACK = "resource-policy-provider"
 # examples/all-services.yaml: the resources ministack can deploy.
 DYNAMODB_AND_KINESIS = ("OrdersTable", "OrdersTablePolicy", "OrdersStreamPolicy",
                         "ClicksStream", "ClicksStreamPolicy")
-# SAM adds these when it expands the function; the stack needs both.
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+# The stack creates an IAM role and policies (no transform: no CAPABILITY_AUTO_EXPAND).
+CAPABILITIES = ["CAPABILITY_IAM"]
 
 
 def packaged_template(code: LambdaCode, template: Path = TEMPLATE) -> str:
-    """template.yaml with `CodeUri: .` replaced by the uploaded zip's s3:// URI,
-    which is what `sam package` writes; everything else as the user has it."""
+    """template.yaml with `Code: .` replaced by the uploaded zip's S3 location, which
+    is what `sam package` (and `aws cloudformation package`) write for an
+    AWS::Lambda::Function; everything else as the user has it."""
     text = template.read_text()
-    lines = re.findall(r"^ +CodeUri: \.$", text, flags=re.M)
+    lines = re.findall(r"^ +Code: \.$", text, flags=re.M)
     if len(lines) != 1:
-        raise AssertionError(f"{template} should have exactly one 'CodeUri: .' line, found {len(lines)}")
-    return re.sub(r"^( +CodeUri: )\.$", rf"\g<1>s3://{code.bucket}/{code.key}", text, flags=re.M)
+        raise AssertionError(f"{template} should have exactly one 'Code: .' line, found {len(lines)}")
+    return re.sub(r"^( +)Code: \.$",
+                  rf"\g<1>Code:\n\g<1>  S3Bucket: {code.bucket}\n\g<1>  S3Key: {code.key}", text, flags=re.M)
 
 
 def provider_parameters(emulator_port: int, **extra: str) -> dict[str, str]:
@@ -49,6 +54,49 @@ def provider_parameters(emulator_port: int, **extra: str) -> dict[str, str]:
     params = {"Architecture": "x86_64", "ResponseUrlAllowedHosts": f"127.0.0.1:{emulator_port}"}
     params.update(extra)
     return params
+
+
+# CloudFormation's limit on a TemplateBody sent in the request; a larger template must
+# come from S3 (TemplateURL), as `sam deploy` and `aws cloudformation deploy --s3-bucket`
+# send it.
+TEMPLATE_BODY_MAX_BYTES = 51_200
+
+
+def _template_url(stacks: StackDeployer, text: str, bucket: str) -> str:
+    s3 = stacks.emulator.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=bucket)
+    key = f"templates/{uuid.uuid4().hex}.yaml"
+    s3.put_object(Bucket=bucket, Key=key, Body=text.encode())
+    return f"{stacks.emulator.url}/{bucket}/{key}"
+
+
+def _parameters(parameters: Mapping[str, str] | None) -> list[dict]:
+    return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in (parameters or {}).items()]
+
+
+def create_from_s3(stacks: StackDeployer, stack_name: str, text: str, *, bucket: str = "it-templates",
+                   parameters: Mapping[str, str] | None = None, timeout_s: float | None = None,
+                   **kwargs: Any) -> StackResult:
+    """StackDeployer.create with the template uploaded to the emulator's S3 and sent as
+    TemplateURL (the way `sam deploy` sends it); the stack is cleaned up like the others."""
+    url = _template_url(stacks, text, bucket)
+    t0 = time.monotonic()
+    stack_id = stacks.cfn.create_stack(StackName=stack_name, TemplateURL=url,
+                                       Parameters=_parameters(parameters), **kwargs)["StackId"]
+    stacks._created[stack_id] = stack_name  # deleted by the deployer's cleanup
+    return stacks.wait(stack_id, stack_name, t0, set(), timeout_s)
+
+
+def update_from_s3(stacks: StackDeployer, stack: StackResult, text: str, *, bucket: str = "it-templates",
+                   parameters: Mapping[str, str] | None = None, timeout_s: float | None = None,
+                   **kwargs: Any) -> StackResult:
+    url = _template_url(stacks, text, bucket)
+    seen = stacks._event_ids(stack.stack_id)
+    t0 = time.monotonic()
+    stacks.cfn.update_stack(StackName=stack.stack_id, TemplateURL=url,
+                            Parameters=_parameters(parameters), **kwargs)
+    return stacks.wait(stack.stack_id, stack.stack_name, t0, seen, timeout_s)
 
 
 # -- CloudFormation YAML --------------------------------------------------------------

@@ -743,3 +743,89 @@ def unique_name(prefix: str, worker: str = "") -> str:
     parts.append(uuid.uuid4().hex[:8])
     name = "-".join(parts)
     return name if name[0].isalpha() else f"it-{name}"
+
+
+# --------------------------------------------------------------------------
+# DynamoDB proxy (tests/peers/ddb_proxy.py): DynamoDB's update lock and
+# ExpectedRevisionId answers in front of moto
+# --------------------------------------------------------------------------
+
+DDB_PROXY = REPO_ROOT / "tests" / "peers" / "ddb_proxy.py"
+
+
+def start_ddb_proxy(tmp: Path, upstream: str, lock_ms: int = 15_000) -> PeerProcess:
+    """tests/peers/ddb_proxy.py on 127.0.0.1:<free port> in front of `upstream`
+    (moto's URL), with DynamoDB's policy-update lock set to `lock_ms` (0: off)."""
+    if not DDB_PROXY.is_file():
+        raise PeerError(f"{DDB_PROXY} is missing: it is part of the repository (tests/peers/), "
+                        "restore it from version control")
+    python = venv_tool("python")
+    return start_peer(
+        "ddb-proxy",
+        lambda port: [str(python), str(DDB_PROXY), "--upstream", upstream, "--host", "127.0.0.1",
+                      "--port", str(port), "--lock-ms", str(lock_ms)],
+        lambda port: _base_env(tmp),
+        lambda port: f"http://127.0.0.1:{port}/_proxy/health",
+        tmp,
+    )
+
+
+class DdbProxy:
+    """A running ddb_proxy and its admin API (/_proxy/*): see tests/peers/README.md.
+    Point the function at it with AWS_ENDPOINT_URL_DYNAMODB=<url>."""
+
+    def __init__(self, peer: PeerProcess):
+        self.peer = peer
+
+    @property
+    def url(self) -> str:
+        return self.peer.url
+
+    def client(self, service: str = "dynamodb", **kwargs):
+        return client(service, self.url, **kwargs)
+
+    def _control(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/_proxy/{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"ddb proxy {method} /_proxy/{path}: {e.code} {e.read()!r}") from None
+
+    def stats(self) -> dict:
+        """{config, totals, arns: {arn: {writes, puts, deletes, locked, precondition_failed,
+        errors, held, lost_replies, locked_for_ms}}, requests: {operation: n}, faults}."""
+        return self._control("GET", "stats")
+
+    def arn_stats(self, arn: str) -> dict:
+        """One ARN's counters (all zero when the proxy has not seen it)."""
+        zero = dict.fromkeys(("writes", "puts", "deletes", "locked", "precondition_failed", "errors",
+                              "held", "lost_replies", "locked_for_ms"), 0)
+        return {**zero, **self.stats()["arns"].get(arn, {})}
+
+    def log(self) -> list[dict]:
+        """Every Put/Delete decided: {t_ms, arn, operation, outcome, revision?, expected?}."""
+        return self._control("GET", "log")["writes"]
+
+    def reset(self) -> None:
+        self._control("POST", "reset")
+
+    def configure(self, *, lock_ms: int) -> dict:
+        return self._control("POST", "config", {"lock_ms": lock_ms})
+
+    def unlock(self, arn: str | None = None) -> None:
+        self._control("POST", "unlock", {"arn": arn} if arn else {})
+
+    def hold(self, ms: int, *, arn: str | None = None, operation: str | None = None, count: int = 1) -> None:
+        """The next `count` Put/Delete (on `arn`) wait `ms` before the proxy decides on them."""
+        self._control("POST", "faults", {"kind": "hold", "ms": ms, "count": count,
+                                         **({"arn": arn} if arn else {}),
+                                         **({"operation": operation} if operation else {})})
+
+    def lose_reply(self, *, arn: str | None = None, operation: str | None = None, count: int = 1) -> None:
+        """The next `count` Put/Delete that land (on `arn`) get no answer: connection dropped."""
+        self._control("POST", "faults", {"kind": "lose_reply", "count": count,
+                                         **({"arn": arn} if arn else {}),
+                                         **({"operation": operation} if operation else {})})

@@ -1,6 +1,7 @@
 """Drift repair on ministack with the project's own template.yaml deployed with
-DriftRepair=Enabled (the SAM transform runs there; CodeUri is the uploaded zip as
-`sam package` writes it) and a consumer stack that uses the exported ServiceToken.
+DriftRepair=Enabled (Code is the uploaded zip as `sam package` writes it; the template
+goes through S3, as `sam deploy` sends it) and a consumer stack that uses the exported
+ServiceToken.
 
 ministack does not turn API calls into CloudTrail events, so each out-of-band change is
 followed by its CloudTrail-shaped event, delivered by invoking the deployed function
@@ -14,7 +15,7 @@ import uuid
 
 import pytest
 
-from deploy_path import CAPABILITIES, packaged_template, provider_parameters
+from deploy_path import CAPABILITIES, create_from_s3, packaged_template, provider_parameters
 from harness import MINISTACK_ACCOUNT, REGION
 from provider import allow, ddb_policy, table_resource
 
@@ -24,8 +25,8 @@ OTHER_ACCOUNT = "444455556666"
 
 @pytest.fixture
 def drift_provider(ministack, stacks, provider_code):
-    created = stacks.create(
-        PROVIDER, packaged_template(provider_code),
+    created = create_from_s3(
+        stacks, PROVIDER, packaged_template(provider_code),
         parameters=provider_parameters(ministack.peer.port, DriftRepair="Enabled",
                                        ApplyAllowedAccounts=OTHER_ACCOUNT),
         Capabilities=CAPABILITIES,

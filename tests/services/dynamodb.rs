@@ -459,7 +459,9 @@ async fn a_put_on_a_table_being_deleted_fails_at_once() {
 
 #[tokio::test]
 async fn removing_the_last_statement_never_deletes_one_added_meanwhile() {
-    use resource_policy_provider::shared::{apply, Change};
+    use resource_policy_provider::change::{execute, Change, Options, Wanted};
+    use resource_policy_provider::ledger::Holding;
+    use resource_policy_provider::model::owner::Owner;
     fn doc(sids: &[&str]) -> String {
         let statements: Vec<_> = sids
             .iter()
@@ -515,14 +517,25 @@ async fn removing_the_last_statement_never_deletes_one_added_meanwhile() {
     let req = request(
         json!({"ResourceArn": ARN, "Statements": [{"Sid": "A", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"}]}),
     );
+    // An owner from before the ledger leaves: its properties say it placed A.
     let change = Change {
-        req: &req,
-        owned_before: &["A".to_string()],
-        desired: &[],
-        owners: &Default::default(),
-        known: &Known::default(),
+        target: req.target.clone(),
+        owner: Owner::stack(
+            "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
+            "A",
+        ),
+        wanted: Wanted::Remove {
+            legacy: Some(Holding::Statements(
+                req.statements.clone().unwrap().items().to_vec(),
+            )),
+            legacy_policy_id: None,
+        },
+        options: Options::of(&req),
+        token: "t".into(),
+        not_found: NotFound::Final,
+        policy_id: None,
     };
-    apply(&app, &change, "t", &budget(5_000)).await.unwrap();
+    execute(&app, &change, &budget(5_000)).await.unwrap();
     assert_eq!(del.num_calls(), 1, "the delete named the revision it read");
     assert_eq!(put.num_calls(), 1, "then B was kept, A removed, under r2");
 }

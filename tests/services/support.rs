@@ -47,11 +47,7 @@ pub fn empty_clients() -> Clients {
 }
 
 pub fn app(clients: Clients) -> App {
-    App {
-        clients,
-        settings: fast_settings(),
-        region: "us-east-1".into(),
-    }
+    App::new(clients, fast_settings(), "us-east-1")
 }
 
 pub fn budget(millis: u64) -> Budget {

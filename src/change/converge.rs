@@ -1,0 +1,591 @@
+//! The writer's loop: read the ledger, read the live policy after it, plan, write
+//! guarded by the service's precondition, wait until it shows, then settle (or, for a
+//! repair, read the ledger again). If any owner recorded a change since the plan was
+//! made, plan again: no writer leaves a stale view in force (the fence). Because each
+//! write is the plan of every recorded owner, owners arriving together converge in a
+//! few writes, whatever DynamoDB's 15 s update lock does to them.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::{sleep, Instant};
+use tracing::{info, warn};
+
+use super::plan::{plan, Plan, Slot};
+use super::{ChangeError, Options};
+use crate::app::App;
+use crate::apply::ApplyError;
+use crate::attributes::Applied;
+use crate::budget::Budget;
+use crate::ledger::{Holding, LedgerError, View};
+use crate::policy::{same_document, Policy};
+use crate::propagation::{wait_until, PollPolicy};
+use crate::retry::{with_retries, NotFound, RetryError, RetryPolicy};
+use crate::services::{
+    shows_put, Deleted, ErrorKind, Expected, Known, Landed, LivePolicy, PutInput, Service, Version,
+};
+use crate::statements::check_size;
+use crate::target::Target;
+
+/// What a converge may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// An owner's change: write, wait, settle.
+    Apply,
+    /// A repair: write, wait, re-read the ledger.
+    Repair,
+    /// Plan only (a dry run, a drift check): nothing is written.
+    Plan,
+}
+
+/// Who converges, and on what.
+pub struct Writer<'a> {
+    pub target: &'a Target,
+    pub slot: Slot,
+    /// The owner whose change this is, and the version its record holds.
+    pub owner: Option<(&'a str, u64)>,
+    /// The owner whose own Delete this is.
+    pub removing: Option<&'a str>,
+    pub options: Options,
+    pub token: &'a str,
+    pub not_found: NotFound,
+}
+
+/// What a converge did.
+#[derive(Clone, Debug, Default)]
+pub struct Converged {
+    pub applied: Applied,
+    /// Whether any write went out.
+    pub wrote: bool,
+    /// The first plan: what the live policy had to become when the converge began.
+    pub first: Option<Plan>,
+    /// The live document when the converge began.
+    pub live_before: Option<Value>,
+    /// The ledger's view the last plan was made from.
+    pub view: View,
+}
+
+fn ledger_err(wrote: bool) -> impl Fn(LedgerError) -> ChangeError {
+    move |error| ChangeError::Ledger {
+        error,
+        written: wrote,
+    }
+}
+
+fn not_applied(reason: String) -> ChangeError {
+    ChangeError::Apply(ApplyError::NotApplied {
+        reason,
+        last: None,
+        timed_out: false,
+    })
+}
+
+/// Whether a write's failure calls for reading and planning again rather than giving
+/// up: a failed precondition, "not ready" (DynamoDB's update lock), an answer lost in
+/// flight, and (without a precondition, where a blind resend could undo another
+/// writer's change) throttling and 5xx.
+fn plan_again(e: &RetryError, guarded: bool) -> bool {
+    if e.timed_out {
+        return false;
+    }
+    let _ = guarded;
+    e.landed == Landed::Maybe
+        || e.last.as_ref().is_some_and(|l| {
+            matches!(
+                l.kind,
+                ErrorKind::Conflict
+                    | ErrorKind::NotReady
+                    | ErrorKind::Throttled
+                    | ErrorKind::Transient
+            )
+        })
+}
+
+/// Converges the target's `w.slot` from `view` until the live policy is the plan of the
+/// latest ledger.
+pub async fn converge(
+    app: &App,
+    mut view: View,
+    w: &Writer<'_>,
+    mode: Mode,
+    budget: &Budget,
+) -> Result<Converged, ChangeError> {
+    let target = w.target;
+    let target_id = target.display_id();
+    let ledger = app.ledger();
+    let facts = target.service.facts();
+    let guarded = facts.has_precondition;
+    let retry = RetryPolicy::from_settings(&app.settings);
+    // One try per round: any failure reads and plans again rather than resending a
+    // write made from a view that may be stale.
+    let once = retry.single_write().once();
+    let started = Instant::now();
+    let mut out = Converged::default();
+    let mut round = 0u32;
+    loop {
+        round += 1;
+        let live = read_slot(app, target, &view, &w.slot, budget, &retry)
+            .await
+            .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
+        let live_doc: Option<Value> = live
+            .as_ref()
+            .and_then(|l| serde_json::from_str(&l.document).ok());
+        let p = plan(&view, &w.slot, live_doc.as_ref(), w.removing)
+            .map_err(|e| not_applied(format!("the policy on {target} cannot be planned: {e}")))?;
+        if round == 1 {
+            out.first = Some(p.clone());
+            out.live_before = live_doc.clone();
+        }
+        out.view = view.clone();
+        if mode == Mode::Plan {
+            out.applied.version = live.map(|l| l.version);
+            return Ok(out);
+        }
+        let mut policy_id: Option<String> = None;
+        if p.changed {
+            out.applied.attempts += 1;
+            match write(app, w, live.as_ref(), &p, guarded, &once, budget, round).await {
+                Ok(written) => {
+                    out.wrote = true;
+                    policy_id = written.as_ref().and_then(|v| v.known().policy_id);
+                    if target.service == Service::Ssm {
+                        if let Some(again) =
+                            record_ssm_id(app, w, &view, live.as_ref(), written.as_ref(), out.wrote)
+                                .await?
+                        {
+                            view = again;
+                            continue;
+                        }
+                    }
+                    if w.options.wait_for_propagation || !guarded {
+                        let expect = expectations(&view, w);
+                        let seen = match wait_visible(app, w, &p, &expect, written.as_ref(), budget)
+                            .await
+                        {
+                            Err(Replaced::Yes) => {
+                                info!(round, "a concurrent write replaced ours (no precondition): planning again");
+                                sleep(retry.backoff(round)).await;
+                                if let Some(latest) = ledger
+                                    .get(&target_id)
+                                    .await
+                                    .map_err(ledger_err(out.wrote))?
+                                {
+                                    view = latest;
+                                }
+                                continue;
+                            }
+                            Err(Replaced::No(e)) => return Err(e),
+                            Ok(seen) => seen,
+                        };
+                        out.applied.propagation = Some(started.elapsed());
+                        out.applied.version = seen.or(written);
+                    } else {
+                        out.applied.version = written;
+                    }
+                }
+                Err(e) if plan_again(&e, guarded) => {
+                    let delay = retry.backoff(round).max(Duration::from_millis(50));
+                    if Instant::now() + delay >= budget.work_deadline() {
+                        return Err(ChangeError::Apply(ApplyError::from_write(e)));
+                    }
+                    info!(round, delay_ms = delay.as_millis() as u64, error = %e,
+                        "the policy changed or is locked: reading the ledger and the policy again");
+                    sleep(delay).await;
+                    if let Some(latest) = ledger
+                        .get(&target_id)
+                        .await
+                        .map_err(ledger_err(out.wrote))?
+                    {
+                        view = latest;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(ChangeError::Apply(ApplyError::from_write(e))),
+            }
+        } else {
+            out.applied.version = live.map(|l| l.version);
+            out.applied.propagation.get_or_insert(started.elapsed());
+        }
+        // The fence: if any owner recorded a change since this plan, plan again.
+        let latest = match w.owner {
+            Some((owner, version)) => {
+                let pid = matches!(w.slot, Slot::Owned(_))
+                    .then_some(policy_id.as_deref())
+                    .flatten();
+                ledger
+                    .settle(&target_id, owner, version, pid)
+                    .await
+                    .map_err(ledger_err(out.wrote))?
+                    .latest
+            }
+            None => {
+                if let (Slot::Owned(owner), Some(id)) = (&w.slot, &policy_id) {
+                    if let Some(r) = view.owners.get(owner) {
+                        ledger
+                            .set_owner_policy_id(&target_id, owner, r.version, id)
+                            .await
+                            .map_err(ledger_err(out.wrote))?;
+                    }
+                }
+                ledger
+                    .get(&target_id)
+                    .await
+                    .map_err(ledger_err(out.wrote))?
+            }
+        };
+        let latest = latest.unwrap_or_else(|| View {
+            target_id: target_id.clone(),
+            service_key: view.service_key.clone(),
+            ..View::default()
+        });
+        if latest.change_version == view.change_version || latest.owners.is_empty() {
+            out.view = latest;
+            return Ok(out);
+        }
+        info!(
+            round,
+            "owners changed while this change was written: planning again"
+        );
+        view = latest;
+        if Instant::now() >= budget.work_deadline() {
+            return Err(not_applied(format!(
+                "the owners of the policy on {target} kept changing: the time budget ran out"
+            )));
+        }
+    }
+}
+
+/// The live policy of the slot. SSM keeps several policies per parameter: the slot's
+/// recorded PolicyId picks one; without one, the policy that holds what the owners
+/// placed (a write whose answer was lost, or one made before the id was recorded) is
+/// adopted rather than a second one made.
+async fn read_slot(
+    app: &App,
+    target: &Target,
+    view: &View,
+    slot: &Slot,
+    budget: &Budget,
+    retry: &RetryPolicy,
+) -> Result<Option<LivePolicy>, RetryError> {
+    let what = format!(
+        "{} read of the policy on {target}",
+        target.service.facts().display_name
+    );
+    let none = Known::default();
+    if target.service != Service::Ssm {
+        return with_retries(&what, budget, retry, NotFound::Final, || {
+            app.clients.read(target, &none)
+        })
+        .await
+        .map(|a| a.value);
+    }
+    let all = with_retries(&what, budget, retry, NotFound::Final, || {
+        app.clients.read_all(target)
+    })
+    .await?
+    .value;
+    let id_of = |l: &LivePolicy| match &l.version {
+        Version::Ssm { policy_id, .. } => Some(policy_id.clone()),
+        _ => None,
+    };
+    let doc = |l: &LivePolicy| serde_json::from_str::<Value>(&l.document).ok();
+    let found = match slot {
+        Slot::Owned(owner) => {
+            let r = view.owners.get(owner);
+            match r.and_then(|r| r.policy_id.clone()) {
+                Some(id) => all.into_iter().find(|l| id_of(l).as_deref() == Some(&id)),
+                None => {
+                    let Some(Holding::Policy(want)) = r.map(|r| &r.holding) else {
+                        return Ok(None);
+                    };
+                    all.into_iter()
+                        .find(|l| doc(l).is_some_and(|d| same_document(&d, want)))
+                }
+            }
+        }
+        Slot::Main => match &view.shared_policy_id {
+            Some(id) => all.into_iter().find(|l| id_of(l).as_deref() == Some(id)),
+            None => {
+                let sids: Vec<String> = view
+                    .owners
+                    .values()
+                    .flat_map(|r| r.holding.sids().into_iter().chain(r.retired.clone()))
+                    .collect();
+                all.into_iter().find(|l| {
+                    doc(l).is_some_and(|d| {
+                        statements(&d).iter().any(|s| {
+                            s.get("Sid")
+                                .and_then(Value::as_str)
+                                .is_some_and(|x| sids.iter().any(|y| y == x))
+                        })
+                    })
+                })
+            }
+        },
+    };
+    Ok(found)
+}
+
+fn statements(doc: &Value) -> Vec<Value> {
+    match doc.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// One write of the plan, guarded by the version read (or "no policy yet").
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    app: &App,
+    w: &Writer<'_>,
+    live: Option<&LivePolicy>,
+    p: &Plan,
+    guarded: bool,
+    once: &RetryPolicy,
+    budget: &Budget,
+    round: u32,
+) -> Result<Option<Version>, RetryError> {
+    let target = w.target;
+    let display = target.service.facts().display_name;
+    let token = format!("{}-r{round}", w.token);
+    let live_known = live.map(|l| l.version.known()).unwrap_or_default();
+    match &p.document {
+        None => {
+            let expected = match live {
+                Some(l) if guarded => Expected::Version(l.version.clone()),
+                _ => Expected::Anything,
+            };
+            let what = format!("{display} DeleteResourcePolicy on {target}");
+            with_retries(&what, budget, once, NotFound::Final, || {
+                app.clients
+                    .delete(target, &live_known, None, &expected, &token)
+            })
+            .await
+            .map(|_: crate::retry::Attempted<Deleted>| None)
+        }
+        Some(doc) => {
+            let policy = Policy::from_document(doc.clone());
+            if let Err(e) = check_size(
+                policy.text(),
+                target.service.policy_size_limit(),
+                target.service.key(),
+            ) {
+                return Err(RetryError {
+                    reason: format!("the policy for {target} cannot be written: {e}"),
+                    last: None,
+                    landed: Landed::No,
+                    timed_out: false,
+                });
+            }
+            let expected = match live {
+                _ if !guarded => Expected::Anything,
+                Some(l) => Expected::Version(l.version.clone()),
+                None => Expected::NoPolicy,
+            };
+            let input = PutInput {
+                policy: &policy,
+                expected,
+                resendable: guarded,
+                known: &live_known,
+                confirm_remove_self_resource_access: w.options.confirm_remove_self_resource_access,
+                bypass_policy_lockout_check: w.options.bypass_policy_lockout_check,
+                client_token: &token,
+            };
+            let what = format!("{display} PutResourcePolicy on {target}");
+            with_retries(&what, budget, once, w.not_found, || {
+                app.clients.put(target, &input)
+            })
+            .await
+            .map(|v| Some(v.value))
+        }
+    }
+}
+
+/// SSM: records the id of the policy a write made (or removed) for the slot. Another
+/// writer may have made the shared policy first: then ours goes again, and the caller
+/// plans again from the latest view (`Some`). SSM never keeps two shared policies.
+async fn record_ssm_id(
+    app: &App,
+    w: &Writer<'_>,
+    view: &View,
+    live: Option<&LivePolicy>,
+    written: Option<&Version>,
+    wrote: bool,
+) -> Result<Option<View>, ChangeError> {
+    if w.slot != Slot::Main {
+        return Ok(None);
+    }
+    let ledger = app.ledger();
+    let target_id = w.target.display_id();
+    let new_id = written.and_then(|v| v.known().policy_id);
+    let recorded = view.shared_policy_id.clone();
+    let live_id = live.and_then(|l| l.version.known().policy_id);
+    let wanted = new_id.clone();
+    if wanted == recorded && live_id == recorded {
+        return Ok(None);
+    }
+    let took = ledger
+        .set_shared_policy_id(&target_id, recorded.as_deref(), wanted.as_deref())
+        .await
+        .map_err(ledger_err(wrote))?;
+    if took {
+        return Ok(None);
+    }
+    // Another writer recorded a different shared policy: remove the one just made.
+    if let (Some(Version::Ssm { policy_id, hash }), None) = (written, live) {
+        let v = Version::Ssm {
+            policy_id: policy_id.clone(),
+            hash: hash.clone(),
+        };
+        let known = v.known();
+        if let Err(e) = app
+            .clients
+            .delete(w.target, &known, None, &Expected::Version(v), w.token)
+            .await
+        {
+            warn!(error = %e, "could not remove the second shared SSM policy; the next repair does");
+        }
+    }
+    Ok(Some(
+        ledger
+            .get(&target_id)
+            .await
+            .map_err(ledger_err(wrote))?
+            .unwrap_or_else(|| view.clone()),
+    ))
+}
+
+/// Reads back until the write shows; without a precondition (Kinesis), also until it
+/// has stayed in place over a settle window. AccessDenied on the read-back of a policy
+/// that says it may remove the function's own access is accepted.
+async fn wait_visible(
+    app: &App,
+    w: &Writer<'_>,
+    p: &Plan,
+    expect: &Option<Expect>,
+    written: Option<&Version>,
+    budget: &Budget,
+) -> Result<Option<Version>, Replaced> {
+    let target = w.target;
+    let known = written.map(|v| v.known()).unwrap_or_default();
+    let poll = PollPolicy::from_settings(&app.settings);
+    let what = format!("the policy on {target}");
+    let policy = p.document.clone().map(Policy::from_document);
+    let visible = |live: Option<&LivePolicy>| match (expect, &policy, written, live) {
+        // A shared policy: this writer's part, whatever other owners wrote since.
+        (Some(e), _, _, live) => e.shown(live),
+        (None, None, _, live) => live.is_none(),
+        (None, Some(pol), Some(v), live) => shows_put(v, pol, live),
+        (None, Some(pol), None, Some(l)) => pol.matches(&l.document),
+        (None, Some(_), None, None) => false,
+    };
+    if policy.is_none() && !app.clients.can_confirm_delete(target, &known) {
+        return Ok(None);
+    }
+    let waited = wait_until(
+        &what,
+        budget,
+        &poll,
+        || app.clients.read(target, &known),
+        visible,
+    )
+    .await;
+    let seen = match waited {
+        Ok(w) => w.seen.map(|s| s.version),
+        Err(e)
+            if e.read_error.as_ref().is_some_and(|r| r.is_access_denied())
+                && (w.options.confirm_remove_self_resource_access == Some(true)
+                    || w.options.bypass_policy_lockout_check == Some(true)) =>
+        {
+            warn!(error = %e, "the policy was accepted; reading it back is denied, as the policy \
+                itself may intend: visibility not confirmed");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(Replaced::No(ChangeError::Apply(ApplyError::NotVisible {
+                reason: format!("the policy was accepted but is not in force: {}", e.reason),
+                read_error: e.read_error,
+            })))
+        }
+    };
+    if !target.service.facts().has_precondition {
+        // Last writer wins: a writer that read before this write may replace it later.
+        for pause in SETTLE_CHECKS_MS {
+            let pause = Duration::from_millis(pause);
+            if Instant::now() + pause >= budget.work_deadline() {
+                break;
+            }
+            sleep(pause).await;
+            let back = app.clients.read(target, &known).await.ok().flatten();
+            if !visible(back.as_ref()) {
+                return Err(Replaced::Yes);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// A shared policy's part a writer waits for: these statements in force, these Sids gone.
+struct Expect {
+    present: Vec<Value>,
+    absent: Vec<String>,
+}
+
+impl Expect {
+    fn shown(&self, live: Option<&LivePolicy>) -> bool {
+        let doc = live.and_then(|l| serde_json::from_str::<Value>(&l.document).ok());
+        let Some(doc) = doc else {
+            return self.present.is_empty();
+        };
+        let live = statements(&doc);
+        let has = |sid: &str| {
+            live.iter()
+                .any(|s| s.get("Sid").and_then(Value::as_str) == Some(sid))
+        };
+        self.present
+            .iter()
+            .all(|want| live.iter().any(|s| same_document(want, s)))
+            && !self.absent.iter().any(|sid| has(sid))
+    }
+}
+
+/// What this writer waits for in a shared policy: the owner's own statements (or, for
+/// a repair, every present owner's) and the removal of what nobody holds any more.
+/// `None`: a whole policy, judged by the document or version written.
+fn expectations(view: &View, w: &Writer<'_>) -> Option<Expect> {
+    if matches!(w.slot, Slot::Owned(_)) || !view.owners.values().any(|r| !r.holding.is_policy()) {
+        return None;
+    }
+    let present = view.present();
+    let held: Vec<String> = present.iter().flat_map(|(_, r)| r.holding.sids()).collect();
+    let owners: Vec<&crate::ledger::Record> = match w.owner {
+        Some((k, _)) => view.owners.get(k).into_iter().collect(),
+        None => view.owners.values().collect(),
+    };
+    let mut e = Expect {
+        present: Vec::new(),
+        absent: Vec::new(),
+    };
+    for r in owners {
+        if r.present {
+            if let Holding::Statements(list) = &r.holding {
+                e.present.extend(list.iter().cloned());
+            }
+        }
+        e.absent
+            .extend(r.removable_sids().into_iter().filter(|s| !held.contains(s)));
+    }
+    Some(e)
+}
+
+/// Why a write did not stay visible.
+enum Replaced {
+    /// A concurrent writer without a precondition replaced it: plan again.
+    Yes,
+    No(ChangeError),
+}
+
+/// Pauses after a write without precondition at which the policy is read again: a
+/// concurrent writer's lost update shows within this window (about 1.5 s in all).
+const SETTLE_CHECKS_MS: [u64; 4] = [50, 200, 450, 800];

@@ -1,0 +1,124 @@
+//! An owner's removal continued in a fresh, asynchronous invocation of this function:
+//! a Delete that could not reach the ledger, or whose removal did not finish, hands it
+//! here. Lambda retries a failed asynchronous invocation and then keeps it in the
+//! dead-letter queue, so the record that the owner is gone is never lost and a stack is
+//! never held up by it. The event is only accepted from the function itself (direct
+//! invocation; the apply bus's rule never matches its detail-type).
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use serde_json::{json, Value};
+use tracing::info;
+
+use crate::app::App;
+use crate::budget::Budget;
+use crate::change::{execute, target_request, Change, Options, Wanted};
+use crate::error::InvocationError;
+use crate::ledger::{now_ms, Holding};
+use crate::model::owner::Owner;
+use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
+use crate::retry::NotFound;
+
+pub const DETAIL_TYPE: &str = "OwnerGone";
+
+/// The event that carries `c`'s removal.
+pub fn event(c: &Change) -> Value {
+    let (legacy, legacy_policy_id) = match &c.wanted {
+        Wanted::Remove {
+            legacy,
+            legacy_policy_id,
+        } => (
+            legacy.as_ref().map(Holding::to_json),
+            legacy_policy_id.clone(),
+        ),
+        _ => (None, None),
+    };
+    json!({
+        "version": "0",
+        "id": format!("{}-gone-{}", c.token, now_ms()),
+        "detail-type": DETAIL_TYPE,
+        "source": "resource-policy-provider",
+        "detail": {
+            "Target": target_request(&c.target),
+            "Owner": c.owner.key(),
+            "Legacy": legacy,
+            "LegacyPolicyId": legacy_policy_id,
+        }
+    })
+}
+
+/// Invokes this function asynchronously with `event`.
+pub async fn send(app: &App, event: &Value) -> Result<(), String> {
+    let Some(name) = &app.settings.function_name else {
+        return Err(
+            "the function's name is unknown (AWS_LAMBDA_FUNCTION_NAME), so the \
+            removal cannot continue asynchronously"
+                .into(),
+        );
+    };
+    app.clients
+        .lambda(&app.region)
+        .invoke()
+        .function_name(name)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "the removal could not be handed to the function's asynchronous queue \
+                 (lambda:InvokeFunction): {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })
+}
+
+/// Records the owner gone (if it is not yet) and converges the target.
+pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value, InvocationError> {
+    let detail = event.get("detail").cloned().unwrap_or(Value::Null);
+    let req = PolicyRequest::from_properties(
+        detail.get("Target").unwrap_or(&Value::Null),
+        &app.region,
+        PolicyNeeded::No,
+    )?;
+    let owner = detail
+        .get("Owner")
+        .and_then(Value::as_str)
+        .and_then(Owner::parse)
+        .ok_or_else(|| {
+            InvalidRequest::new("Owner", "Owner is not an owner key this function made")
+        })?;
+    let change = Change {
+        target: req.target.clone(),
+        owner,
+        wanted: Wanted::Remove {
+            legacy: detail.get("Legacy").and_then(Holding::from_json),
+            legacy_policy_id: detail
+                .get("LegacyPolicyId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        },
+        options: Options {
+            wait_for_propagation: true,
+            ..Options::default()
+        },
+        token: event
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("gone")
+            .to_string(),
+        not_found: NotFound::Final,
+        policy_id: None,
+    };
+    let budget = Budget::from_lambda_deadline(deadline_ms, None, app.settings.response_reserve);
+    let applied = execute(app, &change, &budget)
+        .await
+        .map_err(|e| InvocationError::ServiceError(format!("the removal did not finish: {e}")))?;
+    info!("the owner's removal finished");
+    Ok(json!({
+        "Status": "DELETED",
+        "Target": req.target.display_id(),
+        "Attempts": applied.attempts,
+    }))
+}

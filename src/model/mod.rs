@@ -1,0 +1,3 @@
+//! Nouns with no I/O: who owns a grant.
+
+pub mod owner;
