@@ -166,7 +166,10 @@ fn doc_of(v: Option<&Value>) -> Doc {
     list.iter()
         .map(|s| {
             let name = s["Sid"].as_str().expect("a Sid");
-            let sid = SID_NAMES.iter().position(|n| *n == name).expect("a known Sid") as u8;
+            let sid = SID_NAMES
+                .iter()
+                .position(|n| *n == name)
+                .expect("a known Sid") as u8;
             let action = s["Action"].as_str().expect("an Action");
             let tag = match action.split_once(":Gen") {
                 None => HAND,
@@ -186,7 +189,9 @@ fn view_of(ledger: &Ledger, precondition: bool) -> View {
         if r.presence == Presence::Absent {
             continue;
         }
-        let stmts: Vec<Value> = sids(r.sids).map(|s| stmt_json(&owned(o, r.gen, s))).collect();
+        let stmts: Vec<Value> = sids(r.sids)
+            .map(|s| stmt_json(&owned(o, r.gen, s)))
+            .collect();
         let holding = if r.whole {
             Holding::Policy(json!({"Version": "2012-10-17", "Statement": stmts}))
         } else {
@@ -201,7 +206,9 @@ fn view_of(ledger: &Ledger, precondition: bool) -> View {
             options: Value::Null,
         }
         .into_record(u64::from(r.version), 1);
-        rec.retired = sids(r.retired).map(|s| SID_NAMES[s as usize].to_string()).collect();
+        rec.retired = sids(r.retired)
+            .map(|s| SID_NAMES[s as usize].to_string())
+            .collect();
         owners.insert(owner_key(o), rec);
     }
     View {
@@ -220,8 +227,18 @@ thread_local! {
 }
 
 /// The crate's plan: the document to leave, and whether it differs from `live`.
-fn plan(ledger: &Ledger, live: &[Stmt], removing: Option<usize>, precondition: bool) -> (Doc, bool) {
-    let key = (ledger.clone(), live.to_vec(), removing.map(|o| o as u8), precondition);
+fn plan(
+    ledger: &Ledger,
+    live: &[Stmt],
+    removing: Option<usize>,
+    precondition: bool,
+) -> (Doc, bool) {
+    let key = (
+        ledger.clone(),
+        live.to_vec(),
+        removing.map(|o| o as u8),
+        precondition,
+    );
     if let Some(hit) = PLANS.with(|m| m.borrow().get(&key).cloned()) {
         return hit;
     }
@@ -312,17 +329,33 @@ enum Phase {
     /// Before request `pc` (owner); between runs (repairer).
     Idle,
     /// Refused: the record (made at `version`) is to be undone, restoring `prior`.
-    Undo { prior: Record, version: u8 },
+    Undo {
+        prior: Record,
+        version: u8,
+    },
     /// Accepted: the Sids it no longer wants are to be recorded as retired. `since`:
     /// ledger changes since the record (0, 1, or 2 for "more").
-    Retire { view: Ledger, version: u8, retired: Sids, since: u8 },
+    Retire {
+        view: Ledger,
+        version: u8,
+        retired: Sids,
+        since: u8,
+    },
     ReadLedger,
     /// A ledger view in hand (read, or returned by record / settle); the live policy next.
-    ReadLive { view: Ledger },
+    ReadLive {
+        view: Ledger,
+    },
     /// The planned `doc`, guarded by the revision read (see [`Proc::rev_fresh`]).
-    Write { view: Ledger, doc: Doc },
+    Write {
+        view: Ledger,
+        doc: Doc,
+    },
     /// Kinesis: written unguarded; read back to see whether someone replaced it.
-    Check { view: Ledger, doc: Doc },
+    Check {
+        view: Ledger,
+        doc: Doc,
+    },
     /// Settle (owner) or re-read the ledger (repairer), against the view planned from.
     Settle,
     Done,
@@ -480,7 +513,11 @@ impl Model for World {
         procs.push(idle(0));
         vec![State {
             ledger: Ledger::default(),
-            live: self.initial.iter().map(|&sid| Stmt { sid, tag: HAND }).collect(),
+            live: self
+                .initial
+                .iter()
+                .map(|&sid| Stmt { sid, tag: HAND })
+                .collect(),
             procs,
             cfn: [None; MAX_OWNERS],
             faults_left: self.faults,
@@ -670,7 +707,12 @@ impl World {
                     self.answer(s, i, false);
                 }
             }
-            Phase::Retire { mut view, version, retired, since } => {
+            Phase::Retire {
+                mut view,
+                version,
+                retired,
+                since,
+            } => {
                 let owner = self.owner_of(i).unwrap();
                 let applied = s.ledger.owners[owner].version == version;
                 if applied {
@@ -690,9 +732,10 @@ impl World {
                 s.procs[i].phase = Phase::ReadLive { view };
             }
             Phase::ReadLive { view } => {
-                let removing = self
-                    .owner_of(i)
-                    .filter(|_| self.op(i, s.procs[i].pc).is_some_and(|op| op.want == Want::Gone));
+                let removing = self.owner_of(i).filter(|_| {
+                    self.op(i, s.procs[i].pc)
+                        .is_some_and(|op| op.want == Want::Gone)
+                });
                 let (doc, changed) = plan(&view, &s.live, removing, self.precondition);
                 s.procs[i].rev_fresh = true;
                 s.procs[i].phase = if changed {
@@ -749,7 +792,10 @@ impl World {
     /// and the removal of what it may remove; a repair for every owner's; a whole
     /// document for itself.
     fn shows(&self, s: &State, i: usize, view: &Ledger, doc: &[Stmt]) -> bool {
-        let whole = view.owners.iter().any(|r| r.presence != Presence::Absent && r.whole);
+        let whole = view
+            .owners
+            .iter()
+            .any(|r| r.presence != Presence::Absent && r.whole);
         if whole || !view.owners.iter().any(|r| r.presence != Presence::Absent) {
             let mut a = s.live.clone();
             let mut b = doc.to_vec();
@@ -792,9 +838,15 @@ impl World {
         }
         let version = s.ledger.next_version();
         let (new, present) = match op.want {
-            Want::Gone => {
-                (Record { presence: Presence::Gone, version, req, ..old }, false)
-            }
+            Want::Gone => (
+                Record {
+                    presence: Presence::Gone,
+                    version,
+                    req,
+                    ..old
+                },
+                false,
+            ),
             Want::Statements(want, gen) | Want::Whole(want, gen) => (
                 Record {
                     presence: Presence::Present,
@@ -815,7 +867,10 @@ impl World {
             if !conflicts_with_accepted(self, s, owner) {
                 s.spurious_refusal = true;
             }
-            s.procs[i].phase = Phase::Undo { prior: old, version };
+            s.procs[i].phase = Phase::Undo {
+                prior: old,
+                version,
+            };
             return;
         }
         let retired = if present && old.presence != Presence::Absent {
@@ -824,7 +879,12 @@ impl World {
             0
         };
         s.procs[i].phase = if retired != 0 {
-            Phase::Retire { view, version, retired, since: 0 }
+            Phase::Retire {
+                view,
+                version,
+                retired,
+                since: 0,
+            }
         } else {
             Phase::ReadLive { view }
         };
@@ -880,9 +940,8 @@ fn gone_owners_absent(s: &State) -> bool {
 /// A statement of an owner whose resource CloudFormation deleted is live.
 fn deleted_grant_live(s: &State) -> bool {
     s.live.iter().any(|st| {
-        tag_owner(st.tag).is_some_and(|o| {
-            s.cfn[o].is_none() && s.ledger.owners[o].presence == Presence::Gone
-        })
+        tag_owner(st.tag)
+            .is_some_and(|o| s.cfn[o].is_none() && s.ledger.owners[o].presence == Presence::Gone)
     })
 }
 
@@ -894,7 +953,12 @@ fn exact(w: &World, s: &State) -> bool {
         .owners
         .iter()
         .any(|r| r.presence == Presence::Present && r.whole);
-    let hand: Vec<u8> = s.live.iter().filter(|st| st.tag == HAND).map(|st| st.sid).collect();
+    let hand: Vec<u8> = s
+        .live
+        .iter()
+        .filter(|st| st.tag == HAND)
+        .map(|st| st.sid)
+        .collect();
     let mut owned: Doc = s.live.iter().filter(|st| st.tag != HAND).copied().collect();
     owned.sort();
     let hand_ok = if whole_present {
@@ -926,14 +990,24 @@ fn show_doc(doc: &[Stmt]) -> String {
         .iter()
         .map(|st| match tag_owner(st.tag) {
             None => SID_NAMES[st.sid as usize].to_string(),
-            Some(o) => format!("{}<{}{}", SID_NAMES[st.sid as usize], owner_key(o), st.tag & 0xF),
+            Some(o) => format!(
+                "{}<{}{}",
+                SID_NAMES[st.sid as usize],
+                owner_key(o),
+                st.tag & 0xF
+            ),
         })
         .collect();
     format!("[{}]", items.join(", "))
 }
 
 fn show_ledger(w: &World, l: &Ledger) -> String {
-    let names = |set: Sids| sids(set).map(|x| SID_NAMES[x as usize]).collect::<Vec<_>>().join(",");
+    let names = |set: Sids| {
+        sids(set)
+            .map(|x| SID_NAMES[x as usize])
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     (0..w.owners())
         .map(|o| {
             let r = &l.owners[o];
@@ -943,12 +1017,20 @@ fn show_ledger(w: &World, l: &Ledger) -> String {
             format!(
                 "{}:{}{}{{{}}}g{} v{}{}",
                 owner_key(o),
-                if r.presence == Presence::Present { "present" } else { "GONE" },
+                if r.presence == Presence::Present {
+                    "present"
+                } else {
+                    "GONE"
+                },
                 if r.whole { " whole" } else { "" },
                 names(r.sids),
                 r.gen,
                 r.version,
-                if r.retired != 0 { format!(" retired{{{}}}", names(r.retired)) } else { String::new() }
+                if r.retired != 0 {
+                    format!(" retired{{{}}}", names(r.retired))
+                } else {
+                    String::new()
+                }
             )
         })
         .collect::<Vec<_>>()
@@ -964,7 +1046,9 @@ fn phase_name(w: &World, s: &State, i: usize) -> String {
         Phase::Undo { .. } => "undoes its refused record".to_string(),
         Phase::Retire { .. } => "records its retired Sids".to_string(),
         Phase::ReadLedger => "reads the ledger".to_string(),
-        Phase::ReadLive { view } => format!("reads live, plans from view ({})", show_ledger(w, view)),
+        Phase::ReadLive { view } => {
+            format!("reads live, plans from view ({})", show_ledger(w, view))
+        }
         Phase::Write { doc, .. } => format!("writes {}", show_doc(doc)),
         Phase::Check { .. } => "reads back its write".to_string(),
         Phase::Settle if i == w.repairer() => "re-reads the ledger".to_string(),
@@ -1023,7 +1107,11 @@ fn find_cycle(w: &World) -> Option<Vec<Action>> {
         color.insert(hasher.hash_one(&init), false);
         let mut actions = Vec::new();
         w.actions(&init, &mut actions);
-        let mut stack = vec![Frame { state: init, actions, via: None }];
+        let mut stack = vec![Frame {
+            state: init,
+            actions,
+            via: None,
+        }];
         while let Some(top) = stack.last_mut() {
             let Some(action) = top.actions.pop() else {
                 let done = stack.pop().unwrap();
@@ -1037,7 +1125,8 @@ fn find_cycle(w: &World) -> Option<Vec<Action>> {
             match color.get(&fp) {
                 Some(true) => {}
                 Some(false) => {
-                    let mut path: Vec<Action> = stack.iter().filter_map(|f| f.via.clone()).collect();
+                    let mut path: Vec<Action> =
+                        stack.iter().filter_map(|f| f.via.clone()).collect();
                     path.push(action);
                     return Some(path);
                 }
@@ -1045,7 +1134,11 @@ fn find_cycle(w: &World) -> Option<Vec<Action>> {
                     color.insert(fp, false);
                     let mut actions = Vec::new();
                     w.actions(&next, &mut actions);
-                    stack.push(Frame { state: next, actions, via: Some(action) });
+                    stack.push(Frame {
+                        state: next,
+                        actions,
+                        via: Some(action),
+                    });
                 }
             }
         }
@@ -1087,12 +1180,19 @@ fn check(world: World, expected: &[&str], unreached: &[&str]) -> usize {
     if expected.is_empty() {
         let start = std::time::Instant::now();
         if let Some(cycle) = find_cycle(&w) {
-            let _ = writeln!(failures, "VIOLATED: (5) every run ends: a run can go round forever");
+            let _ = writeln!(
+                failures,
+                "VIOLATED: (5) every run ends: a run can go round forever"
+            );
             for a in cycle {
                 let _ = writeln!(failures, "  -> {}", w.format_action(&a));
             }
         } else {
-            println!("model check [{}]: no cycle ({:.1?})", w.name, start.elapsed());
+            println!(
+                "model check [{}]: no cycle ({:.1?})",
+                w.name,
+                start.elapsed()
+            );
         }
     }
     for p in w.properties() {
@@ -1100,16 +1200,29 @@ fn check(world: World, expected: &[&str], unreached: &[&str]) -> usize {
         let known = expected.contains(&p.name);
         match (p.expectation.discovery_is_failure(), found) {
             (true, Some(path)) if known => {
-                println!("[{}] known counterexample, as expected: {}\n{}", w.name, p.name, trace(&w, path));
+                println!(
+                    "[{}] known counterexample, as expected: {}\n{}",
+                    w.name,
+                    p.name,
+                    trace(&w, path)
+                );
             }
             (true, Some(path)) => {
                 let _ = writeln!(failures, "VIOLATED: {}\n{}", p.name, trace(&w, path));
             }
             (true, None) if known => {
-                let _ = writeln!(failures, "expected a counterexample, found none (fixed? update the test): {}", p.name);
+                let _ = writeln!(
+                    failures,
+                    "expected a counterexample, found none (fixed? update the test): {}",
+                    p.name
+                );
             }
             (false, None) if !unreached.contains(&p.name) => {
-                let _ = writeln!(failures, "never reached (the world is vacuous there): {}", p.name);
+                let _ = writeln!(
+                    failures,
+                    "never reached (the world is vacuous there): {}",
+                    p.name
+                );
             }
             _ => {}
         }
@@ -1124,48 +1237,131 @@ fn check(world: World, expected: &[&str], unreached: &[&str]) -> usize {
 /// Owner A: create, update swapping Sid A1 for A2 (one Sid added, one retired, new
 /// bodies), delete.
 const SCRIPT_A: &[Op] = &[
-    Op { name: "Create", want: Want::Statements(1 << A1, 0), next_ok: 1, next_fail: 2 },
-    Op { name: "Update A1->A2", want: Want::Statements(1 << A2, 1), next_ok: 2, next_fail: 2 },
-    Op { name: "Delete", want: Want::Gone, next_ok: END, next_fail: END },
+    Op {
+        name: "Create",
+        want: Want::Statements(1 << A1, 0),
+        next_ok: 1,
+        next_fail: 2,
+    },
+    Op {
+        name: "Update A1->A2",
+        want: Want::Statements(1 << A2, 1),
+        next_ok: 2,
+        next_fail: 2,
+    },
+    Op {
+        name: "Delete",
+        want: Want::Gone,
+        next_ok: END,
+        next_fail: END,
+    },
 ];
 
 /// Owner A in the bigger worlds: create, delete.
 const SCRIPT_A_SHORT: &[Op] = &[
-    Op { name: "Create", want: Want::Statements(1 << A1, 0), next_ok: 1, next_fail: 1 },
-    Op { name: "Delete", want: Want::Gone, next_ok: END, next_fail: END },
+    Op {
+        name: "Create",
+        want: Want::Statements(1 << A1, 0),
+        next_ok: 1,
+        next_fail: 1,
+    },
+    Op {
+        name: "Delete",
+        want: Want::Gone,
+        next_ok: END,
+        next_fail: END,
+    },
 ];
 
 /// Owner B: create; try to take Sid A1 (refused while A holds it, then CloudFormation's
 /// rollback Update back to the old properties; accepted once nobody holds A1); delete.
 const SCRIPT_B: &[Op] = &[
-    Op { name: "Create", want: Want::Statements(1 << B1, 0), next_ok: 1, next_fail: 4 },
-    Op { name: "Update +A1", want: Want::Statements(1 << B1 | 1 << A1, 1), next_ok: 3, next_fail: 2 },
-    Op { name: "Rollback", want: Want::Statements(1 << B1, 0), next_ok: 3, next_fail: 3 },
-    Op { name: "Delete", want: Want::Gone, next_ok: END, next_fail: END },
-    Op { name: "Delete (create rolled back)", want: Want::Gone, next_ok: END, next_fail: END },
+    Op {
+        name: "Create",
+        want: Want::Statements(1 << B1, 0),
+        next_ok: 1,
+        next_fail: 4,
+    },
+    Op {
+        name: "Update +A1",
+        want: Want::Statements(1 << B1 | 1 << A1, 1),
+        next_ok: 3,
+        next_fail: 2,
+    },
+    Op {
+        name: "Rollback",
+        want: Want::Statements(1 << B1, 0),
+        next_ok: 3,
+        next_fail: 3,
+    },
+    Op {
+        name: "Delete",
+        want: Want::Gone,
+        next_ok: END,
+        next_fail: END,
+    },
+    Op {
+        name: "Delete (create rolled back)",
+        want: Want::Gone,
+        next_ok: END,
+        next_fail: END,
+    },
 ];
 
 /// Owner B, short: create, delete.
 const SCRIPT_B_SHORT: &[Op] = &[
-    Op { name: "Create", want: Want::Statements(1 << B1, 0), next_ok: 1, next_fail: 1 },
-    Op { name: "Delete", want: Want::Gone, next_ok: END, next_fail: END },
+    Op {
+        name: "Create",
+        want: Want::Statements(1 << B1, 0),
+        next_ok: 1,
+        next_fail: 1,
+    },
+    Op {
+        name: "Delete",
+        want: Want::Gone,
+        next_ok: END,
+        next_fail: END,
+    },
 ];
 
 /// Owner B, shortest: create (and stay).
-const SCRIPT_B_CREATE: &[Op] = &[
-    Op { name: "Create", want: Want::Statements(1 << B1, 0), next_ok: END, next_fail: END },
-];
+const SCRIPT_B_CREATE: &[Op] = &[Op {
+    name: "Create",
+    want: Want::Statements(1 << B1, 0),
+    next_ok: END,
+    next_fail: END,
+}];
 
 /// Owner C: create with Sid A1 too (refused while A holds it, then the rollback Delete).
 const SCRIPT_C: &[Op] = &[
-    Op { name: "Create", want: Want::Statements(1 << C1 | 1 << A1, 0), next_ok: 1, next_fail: 1 },
-    Op { name: "Delete", want: Want::Gone, next_ok: END, next_fail: END },
+    Op {
+        name: "Create",
+        want: Want::Statements(1 << C1 | 1 << A1, 0),
+        next_ok: 1,
+        next_fail: 1,
+    },
+    Op {
+        name: "Delete",
+        want: Want::Gone,
+        next_ok: END,
+        next_fail: END,
+    },
 ];
 
 /// A whole-policy owner: create, delete.
 const SCRIPT_WHOLE: &[Op] = &[
-    Op { name: "Create (whole)", want: Want::Whole(1 << W1, 0), next_ok: 1, next_fail: 1 },
-    Op { name: "Delete", want: Want::Gone, next_ok: END, next_fail: END },
+    Op {
+        name: "Create (whole)",
+        want: Want::Whole(1 << W1, 0),
+        next_ok: 1,
+        next_fail: 1,
+    },
+    Op {
+        name: "Delete",
+        want: Want::Gone,
+        next_ok: END,
+        next_fail: END,
+    },
 ];
 
 fn guarded(name: &'static str, scripts: Vec<&'static [Op]>) -> World {
@@ -1186,7 +1382,10 @@ fn guarded(name: &'static str, scripts: Vec<&'static [Op]>) -> World {
 
 /// Two statement owners and their full scripts, any write may fail or lose its reply.
 fn two_owners() -> World {
-    guarded("two statement owners, guarded writes", vec![SCRIPT_A, SCRIPT_B])
+    guarded(
+        "two statement owners, guarded writes",
+        vec![SCRIPT_A, SCRIPT_B],
+    )
 }
 
 /// A repair that may start at any time, racing the owners' changes. (Lost replies are
@@ -1195,7 +1394,10 @@ fn with_repair() -> World {
     World {
         repairs: 1,
         faults: 0,
-        ..guarded("two owners and a repair, guarded writes", vec![SCRIPT_A_SHORT, SCRIPT_B])
+        ..guarded(
+            "two owners and a repair, guarded writes",
+            vec![SCRIPT_A_SHORT, SCRIPT_B],
+        )
     }
 }
 
@@ -1203,7 +1405,10 @@ fn with_repair() -> World {
 fn three() -> World {
     World {
         faults: 0,
-        ..guarded("three statement owners", vec![SCRIPT_A_SHORT, SCRIPT_B_CREATE, SCRIPT_C])
+        ..guarded(
+            "three statement owners",
+            vec![SCRIPT_A_SHORT, SCRIPT_B_CREATE, SCRIPT_C],
+        )
     }
 }
 
@@ -1281,7 +1486,8 @@ mod tests {
 
     const GONE_AT_REST: &str =
         "(1) a removed grant stays removed: at rest, no statement of an owner that is not present";
-    const DELETED_BACK: &str = "(1') a deleted owner's grant is back only while a writer is in flight";
+    const DELETED_BACK: &str =
+        "(1') a deleted owner's grant is back only while a writer is in flight";
     const EXACT: &str =
         "(3) nothing owned by nobody: at rest, live = present owners' statements + the hand-written, in place";
     const CFN: &str = "(6) at rest, the ledger holds what CloudFormation accepted";
