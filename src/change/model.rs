@@ -1557,13 +1557,14 @@ mod tests {
     }
 
     /// The checker has teeth: without the fence (the protocol before issue 14) it finds
-    /// a stale writer putting back a deleted owner's grant.
+    /// a repair that read the ledger before an owner's Delete and writes after it,
+    /// putting the deleted grant back for good.
     #[test]
     fn the_old_protocol_resurrects_a_deleted_grant() {
         let w = World {
-            name: "two owners and a repair, NO FENCE (before issue 14)",
+            name: "one owner and a repair, NO FENCE (before issue 14)",
             fenced: false,
-            faults: 0,
+            scripts: vec![SCRIPT_A_SHORT],
             ..with_repair()
         };
         let checker = w.clone().checker().spawn_bfs().join();
@@ -1576,5 +1577,15 @@ mod tests {
             .discovery(GONE_AT_REST)
             .expect("without the fence the checker must find a resurrected grant");
         println!("counterexample without the fence:\n{}", trace(&w, path));
+        // The same world with the fence holds.
+        check(
+            World {
+                name: "one owner and a repair, fenced",
+                fenced: true,
+                ..w
+            },
+            &[],
+            NO_CONFLICT,
+        );
     }
 }
