@@ -11,9 +11,10 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::budget::Budget;
 use crate::change::converge::{converge, Mode, Writer};
-use crate::change::plan::{self, Slot};
-use crate::change::Options;
+use crate::change::plan::{self, Plan, Slot};
+use crate::change::{account, guard_refusal, overridden, Options};
 use crate::error::InvocationError;
+use crate::guard;
 use crate::ledger::{now_ms, Counts, View};
 use crate::metrics;
 use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
@@ -143,6 +144,8 @@ pub enum Checked {
     Detected(String),
     /// Repaired too often in the window: another writer keeps changing it. Not repaired.
     LoopStopped(String),
+    /// The owners' plan grants what the guard refuses: reported, never written back.
+    Refused(String),
     Failed(String),
 }
 
@@ -156,7 +159,7 @@ impl Checked {
                 c.drift = 1;
                 c.repaired = 1;
             }
-            Checked::Detected(_) => {
+            Checked::Detected(_) | Checked::Refused(_) => {
                 c.drift = 1;
                 c.detected = 1;
             }
@@ -180,6 +183,7 @@ impl Checked {
             Checked::Repaired { .. } => "REPAIRED",
             Checked::Detected(_) => "DRIFT_DETECTED",
             Checked::LoopStopped(_) => "LOOP_STOPPED",
+            Checked::Refused(_) => "REPAIR_REFUSED",
             Checked::Failed(_) => "FAILED",
         }
     }
@@ -244,15 +248,30 @@ pub async fn check(
             Ok(p) => p,
             Err(e) => return Checked::Failed(format!("reading the live policy failed: {e}")),
         };
-        if !planned.first.is_some_and(|p| p.changed) {
+        let Some(plan) = planned.first.clone().filter(|p| p.changed) else {
+            continue;
+        };
+        info!(target = %view.target_id, ?slot, "drift: the live policy differs from its owners' plan");
+        let owned: Vec<String> = view
+            .owners
+            .values()
+            .flat_map(|r| r.holding.sids().into_iter().chain(r.retired.clone()))
+            .collect();
+        let diff = guard::diff(planned.live_before.as_ref(), plan.document.as_ref(), &owned);
+        if app.settings.drift_mode == DriftMode::Detect {
+            let why = format!("the policy on {target} differs from its owners' plan");
+            report(app, view, &target, "Detect", &why, &diff, &plan).await;
+            result = Checked::Detected(why);
             continue;
         }
-        info!(target = %view.target_id, ?slot, "drift: the live policy differs from its owners' plan");
-        if app.settings.drift_mode == DriftMode::Detect {
-            result = Checked::Detected(format!(
-                "the policy on {target} differs from its owners' plan"
-            ));
-            continue;
+        // A repair never writes what the guard refuses: it reports it instead.
+        let account = account(app, &target);
+        if let Some(why) = view.present().into_iter().find_map(|(_, r)| {
+            guard_refusal(&r.holding, &account, &app.settings.guard, overridden(r))
+        }) {
+            warn!(%why, "repair refused by the grant guard");
+            report(app, view, &target, "Refused", &why, &diff, &plan).await;
+            return Checked::Refused(why);
         }
         let now = now_ms();
         let window = app.settings.repair_loop_window.as_millis() as u64;
@@ -272,6 +291,7 @@ pub async fn check(
                 window / 1000
             );
             warn!(%why, "repair loop stopped");
+            report(app, view, &target, "LoopStopped", &why, &diff, &plan).await;
             return Checked::LoopStopped(why);
         }
         let mut times = recent;
@@ -297,6 +317,56 @@ pub async fn check(
         }
     }
     result
+}
+
+/// Sends a `ResourcePolicyDrift` event (source `resource-policy-provider`) to the
+/// operator's bus: drift found and left in place (`Detect`), refused by the guard, or
+/// a repair loop stopped. A rule routes it to a person. A failure to send is logged;
+/// the metric is emitted either way.
+async fn report(
+    app: &App,
+    view: &View,
+    target: &Target,
+    outcome: &str,
+    reason: &str,
+    diff: &guard::PolicyDiff,
+    plan: &Plan,
+) {
+    let detail = json!({
+        "Outcome": outcome,
+        "Reason": reason,
+        "Target": view.target_id,
+        "Service": target.service.key(),
+        "Difference": diff.to_value(),
+        "Planned": plan.document,
+        "Owners": view.present().into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+    });
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source("resource-policy-provider")
+        .detail_type("ResourcePolicyDrift")
+        .detail(detail.to_string())
+        .event_bus_name(&app.settings.drift_event_bus)
+        .resources(view.target_id.clone())
+        .build();
+    let sent = app
+        .clients
+        .events(&app.region)
+        .put_events()
+        .entries(entry)
+        .send()
+        .await;
+    match sent {
+        Ok(out) if out.failed_entry_count() == 0 => info!(outcome, "drift reported"),
+        Ok(out) => warn!(
+            outcome,
+            failed = out.failed_entry_count(),
+            "the drift event was not accepted"
+        ),
+        Err(e) => {
+            warn!(outcome, error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
+            "the drift event could not be sent (events:PutEvents)")
+        }
+    }
 }
 
 /// A CloudTrail event: check the one target it names.
@@ -336,10 +406,12 @@ pub async fn handle(
         Checked::Repaired { propagation } => propagation.map(|d| d.as_millis() as u64),
         _ => None,
     };
-    metrics::emit(
+    let counts = checked.counts();
+    metrics::emit_with(
         "Repair",
         target.service.key(),
-        checked.counts(),
+        counts,
+        metrics::unrepaired(&counts),
         propagation,
     );
     info!(status = checked.status(), "drift check done");
@@ -347,7 +419,7 @@ pub async fn handle(
         Checked::Failed(why) => Err(InvocationError::ServiceError(format!(
             "repairing {target_id} failed: {why}"
         ))),
-        Checked::LoopStopped(ref why) | Checked::Detected(ref why) => {
+        Checked::LoopStopped(ref why) | Checked::Detected(ref why) | Checked::Refused(ref why) => {
             Ok(json!({"Status": checked.status(), "Target": target_id, "Reason": why}))
         }
         other => Ok(json!({"Status": other.status(), "Target": target_id})),

@@ -42,7 +42,7 @@ pub async fn handle(
         target = tracing::field::Empty
     );
     let needed = match detail_type.as_str() {
-        "PutResourcePolicy" => PolicyNeeded::Yes,
+        "PutResourcePolicy" | "Plan" => PolicyNeeded::Yes,
         "DeleteResourcePolicy" => PolicyNeeded::No,
         "AWS API Call via CloudTrail" => {
             return drift::handle(&app, &event, lambda_deadline_ms)
@@ -83,9 +83,23 @@ pub async fn handle(
         }
     }
     drop(_entered);
-    apply(&app, &event, needed, lambda_deadline_ms)
+    let done = apply(&app, &event, needed, lambda_deadline_ms)
         .instrument(span)
-        .await
+        .await;
+    let data = done.as_ref().ok().map(|v| &v["Data"]);
+    let field = |k: &str| {
+        data.and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    crate::metrics::change(
+        "Apply",
+        field("Service").as_deref().unwrap_or("unknown"),
+        if done.is_ok() { "SUCCESS" } else { "FAILED" },
+        field("Attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
+        field("PropagationMs").and_then(|a| a.parse().ok()),
+    );
+    done
 }
 
 /// Terraform's `aws_lambda_invocation` with `lifecycle_scope = "CRUD"` adds
@@ -96,10 +110,12 @@ struct Terraform {
     prev_input: Option<Value>,
 }
 
-/// Takes `tf` out of the request (it is not a request property).
-fn split_tf(detail: &Value) -> Result<(Value, Option<Terraform>), InvalidRequest> {
-    let mut detail = detail.clone();
-    let Some(tf) = detail.as_object_mut().and_then(|m| m.remove("tf")) else {
+/// The request in `event` and Terraform's `tf`, which Terraform adds at the top level
+/// of the input it invokes the function with (also accepted inside `detail`).
+fn split_tf(event: &Value) -> Result<(Value, Option<Terraform>), InvalidRequest> {
+    let mut detail = event.get("detail").cloned().unwrap_or(Value::Null);
+    let inner = detail.as_object_mut().and_then(|m| m.remove("tf"));
+    let Some(tf) = event.get("tf").cloned().or(inner) else {
         return Ok((detail, None));
     };
     let action = tf
@@ -141,7 +157,7 @@ async fn apply(
         .into());
     }
     let owner = Owner::sender(account, source);
-    let (detail, tf) = split_tf(event.get("detail").unwrap_or(&Value::Null))?;
+    let (detail, tf) = split_tf(event)?;
     let needed = match tf.as_ref().map(|t| t.action.as_str()) {
         Some("delete") => PolicyNeeded::No,
         Some(_) => PolicyNeeded::Yes,
@@ -163,14 +179,32 @@ async fn apply(
         token: id.to_string(),
         not_found,
         policy_id: req.policy_id.clone(),
+        take_over: req.take_over,
+        guard_override: req.guard_override,
+        existing: false,
     };
+    // A plan before apply: the same validation, record and plan, nothing written.
+    if req.dry_run || text(event, "detail-type") == "Plan" {
+        let wanted = match needed {
+            PolicyNeeded::Yes => Wanted::of(&req),
+            PolicyNeeded::No => remaining(app, &detail, &req, &owner).await?,
+        };
+        let c = change(wanted, &req.target, NotFound::Final);
+        let plan = crate::change::dry_run::dry_run(app, &c, &budget).await?;
+        info!(status = %plan["Status"], "planned, nothing written");
+        return Ok(plan);
+    }
     let (status, applied) = match needed {
         PolicyNeeded::Yes => {
             let c = change(Wanted::of(&req), &req.target, NotFound::MayAppear);
             let applied = execute(app, &c, &budget).await?;
             // Terraform moved the request to another target: leave the old one.
             if let Some(prev) = tf.as_ref().and_then(|t| t.prev_input.as_ref()) {
-                let (prev, _) = split_tf(prev)?;
+                // The previous input: an apply request (its `detail`), or a bare request.
+                let prev = match prev.get("detail") {
+                    Some(_) => split_tf(prev)?.0,
+                    None => prev.clone(),
+                };
                 if let Ok(old) =
                     PolicyRequest::from_properties(&prev, &app.region, PolicyNeeded::No)
                 {

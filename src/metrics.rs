@@ -3,7 +3,7 @@
 //! IAM, latency or failure mode). A small serde struct: the EMF crates on crates.io
 //! are unmaintained or pull in an async runtime of their own.
 //!
-//! Namespace `ResourcePolicyProvider`, dimensions `[Service]` and `[Service, Kind]`.
+//! Namespace `ResourcePolicyProvider`, dimensions `[]`, `[Service]` and `[Service, Kind]`.
 //! Metric names are stable: alarms and the dashboard use them.
 //! - [`line`] / [`emit`], `Kind` `Repair` or `Reconcile`: `TargetsChecked`,
 //!   `DriftFound`, `Repaired`, `RepairFailed`, `RepairLoopStopped`, `DriftLeft`, and
@@ -45,7 +45,8 @@ fn finish(mut root: Map<String, Value>, metrics: &[(&str, &str, u64)]) -> Value 
             "Timestamp": now_ms(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Service"], ["Service", "Kind"]],
+                // `[]`: the totals the template's alarms watch, whatever the service.
+                "Dimensions": [[], ["Service"], ["Service", "Kind"]],
                 "Metrics": declared,
             }]
         }),
@@ -58,6 +59,14 @@ fn dimensions(kind: &str, service: &str) -> Map<String, Value> {
     root.insert("Service".into(), json!(service));
     root.insert("Kind".into(), json!(kind));
     root
+}
+
+/// The counts a check reports besides [`Counts`]' own.
+pub fn unrepaired(c: &Counts) -> Unrepaired {
+    Unrepaired {
+        loop_stopped: c.loops_stopped,
+        drift_left: c.detected,
+    }
 }
 
 /// One EMF line: `kind` is `Repair` or `Reconcile`, `service` the dimension.
@@ -175,7 +184,7 @@ mod tests {
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(
             directive["Dimensions"],
-            json!([["Service"], ["Service", "Kind"]])
+            json!([[], ["Service"], ["Service", "Kind"]])
         );
         for dimension in ["Service", "Kind"] {
             assert!(v[dimension].is_string(), "{dimension} in {v}");

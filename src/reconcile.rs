@@ -164,7 +164,7 @@ fn totals(c: Counts) -> Value {
 /// One EMF line per service this invocation touched.
 fn report(counts: &HashMap<Service, Counts>) {
     for (service, c) in counts {
-        metrics::emit("Reconcile", service.key(), *c, None);
+        metrics::emit_with("Reconcile", service.key(), *c, metrics::unrepaired(c), None);
     }
 }
 

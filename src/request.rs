@@ -14,7 +14,7 @@ use crate::statements::Statements;
 use crate::target::Target;
 
 /// Properties a request may carry. Anything else is refused, so a typo is not ignored.
-const KNOWN: [&str; 12] = [
+const KNOWN: [&str; 15] = [
     "ResourceArn",
     "PolicyName",
     "Service",
@@ -27,6 +27,9 @@ const KNOWN: [&str; 12] = [
     "WaitForPropagation",
     "ServiceToken",
     "ServiceTimeout",
+    "TakeOver",
+    "GuardOverride",
+    "DryRun",
 ];
 
 /// A request that cannot be acted on, and the property at fault.
@@ -62,6 +65,13 @@ pub struct PolicyRequest {
     pub wait_for_propagation: bool,
     /// CloudFormation's `ServiceTimeout`: also bounds this invocation's work.
     pub service_timeout: Option<Duration>,
+    /// Take over a policy (or a statement's Sid) this function did not write; its
+    /// document is kept and put back when this owner goes.
+    pub take_over: bool,
+    /// Write what the grant guard refuses: honoured only if the operator allows it.
+    pub guard_override: bool,
+    /// Plan only: say what would be written, write nothing.
+    pub dry_run: bool,
 }
 
 /// Whether the request must carry a policy: puts do, deletes only need the target.
@@ -192,6 +202,9 @@ impl PolicyRequest {
             bypass_policy_lockout_check: optional_bool(props, "BypassPolicyLockoutCheck")?,
             wait_for_propagation: optional_bool(props, "WaitForPropagation")?.unwrap_or(true),
             service_timeout: service_timeout(props)?,
+            take_over: optional_bool(props, "TakeOver")?.unwrap_or(false),
+            guard_override: optional_bool(props, "GuardOverride")?.unwrap_or(false),
+            dry_run: optional_bool(props, "DryRun")?.unwrap_or(false),
         })
     }
 }

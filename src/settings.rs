@@ -45,6 +45,11 @@ pub struct Settings {
     /// Repairs of one target allowed in `repair_loop_window` before they stop.
     pub repair_loop_limit: u32,
     pub repair_loop_window: Duration,
+    /// The grant guard (`GUARD_*`): public grants and principals outside the allowed
+    /// accounts or organization are refused on every path.
+    pub guard: crate::guard::GuardSettings,
+    /// Where Detect mode sends `ResourcePolicyDrift` events (`DRIFT_EVENT_BUS`).
+    pub drift_event_bus: String,
 }
 
 /// What drift checks do (`DRIFT_MODE`).
@@ -81,6 +86,8 @@ impl Default for Settings {
             drift_mode: DriftMode::Repair,
             repair_loop_limit: 5,
             repair_loop_window: Duration::from_secs(3600),
+            guard: crate::guard::GuardSettings::default(),
+            drift_event_bus: "default".into(),
         }
     }
 }
@@ -169,7 +176,11 @@ impl Settings {
                 None => d.drift_mode,
                 Some(m) if m.eq_ignore_ascii_case("disabled") => DriftMode::Disabled,
                 Some(m) if m.eq_ignore_ascii_case("detect") => DriftMode::Detect,
-                Some(m) if m.eq_ignore_ascii_case("repair") => DriftMode::Repair,
+                Some(m)
+                    if m.eq_ignore_ascii_case("repair") || m.eq_ignore_ascii_case("enabled") =>
+                {
+                    DriftMode::Repair
+                }
                 Some(other) => {
                     return Err(format!(
                         "DRIFT_MODE must be Disabled, Detect or Repair, got {other:?}"
@@ -177,6 +188,8 @@ impl Settings {
                 }
             },
             repair_loop_limit: count("REPAIR_LOOP_LIMIT", d.repair_loop_limit)?,
+            guard: crate::guard::GuardSettings::from_lookup(&lookup)?,
+            drift_event_bus: text("DRIFT_EVENT_BUS").unwrap_or(d.drift_event_bus),
             repair_loop_window: match lookup("REPAIR_LOOP_WINDOW_SECONDS") {
                 None => d.repair_loop_window,
                 Some(v) => Duration::from_secs(v.trim().parse::<u64>().map_err(|_| {

@@ -124,7 +124,7 @@ pub async fn converge(
     let mut round = 0u32;
     loop {
         round += 1;
-        let live = read_slot(app, target, &view, &w.slot, budget, &retry)
+        let live = read_slot(app, target, &view, &w.slot, budget)
             .await
             .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
         let live_doc: Option<Value> = live
@@ -143,9 +143,9 @@ pub async fn converge(
         }
         let mut policy_id: Option<String> = None;
         if p.changed {
-            out.applied.attempts += 1;
             match write(app, w, live.as_ref(), &p, guarded, &once, budget, round).await {
-                Ok(written) => {
+                Ok((written, calls)) => {
+                    out.applied.attempts += calls;
                     out.wrote = true;
                     policy_id = written.as_ref().and_then(|v| v.known().policy_id);
                     if target.service == Service::Ssm {
@@ -184,6 +184,7 @@ pub async fn converge(
                     }
                 }
                 Err(e) if plan_again(&e, guarded) => {
+                    out.applied.attempts += 1;
                     let delay = retry.backoff(round).max(Duration::from_millis(50));
                     if Instant::now() + delay >= budget.work_deadline() {
                         return Err(ChangeError::Apply(ApplyError::from_write(e)));
@@ -259,14 +260,14 @@ pub async fn converge(
 /// recorded PolicyId picks one; without one, the policy that holds what the owners
 /// placed (a write whose answer was lost, or one made before the id was recorded) is
 /// adopted rather than a second one made.
-async fn read_slot(
+pub(crate) async fn read_slot(
     app: &App,
     target: &Target,
     view: &View,
     slot: &Slot,
     budget: &Budget,
-    retry: &RetryPolicy,
 ) -> Result<Option<LivePolicy>, RetryError> {
+    let retry = &RetryPolicy::from_settings(&app.settings);
     let what = format!(
         "{} read of the policy on {target}",
         target.service.facts().display_name
@@ -345,7 +346,7 @@ async fn write(
     once: &RetryPolicy,
     budget: &Budget,
     round: u32,
-) -> Result<Option<Version>, RetryError> {
+) -> Result<(Option<Version>, u32), RetryError> {
     let target = w.target;
     let display = target.service.facts().display_name;
     let token = format!("{}-r{round}", w.token);
@@ -362,7 +363,7 @@ async fn write(
                     .delete(target, &live_known, None, &expected, &token)
             })
             .await
-            .map(|_: crate::retry::Attempted<Deleted>| None)
+            .map(|d: crate::retry::Attempted<Deleted>| (None, d.attempts))
         }
         Some(doc) => {
             let policy = Policy::from_document(doc.clone());
@@ -397,7 +398,7 @@ async fn write(
                 app.clients.put(target, &input)
             })
             .await
-            .map(|v| Some(v.value))
+            .map(|v| (Some(v.value), v.attempts))
         }
     }
 }

@@ -3,7 +3,9 @@
 //! [`converge::converge`] directly. What an owner holds, and what a change may remove,
 //! is decided here and in [`plan`] only, from the ledger (docs/ownership.md).
 
+mod checks;
 pub mod converge;
+pub mod dry_run;
 #[cfg(test)]
 mod model;
 pub mod plan;
@@ -22,6 +24,7 @@ use crate::request::PolicyRequest;
 use crate::retry::NotFound;
 use crate::statements::Statements;
 use crate::target::Target;
+pub use checks::{guard_refusal, overridden};
 
 use converge::{converge, Mode, Writer};
 use plan::{owned_slots, refusal, Slot};
@@ -106,6 +109,14 @@ pub struct Change {
     pub not_found: NotFound,
     /// SSM: a policy the owner names (`PolicyId`) to take as its own.
     pub policy_id: Option<String>,
+    /// Take over what this function never wrote (`TakeOver`).
+    pub take_over: bool,
+    /// The owner existed before this change (a CloudFormation Update): what is there
+    /// is its own, even if the ledger does not know it yet (a stack from before the
+    /// ledger), so nothing is taken over.
+    pub existing: bool,
+    /// Ask the guard to let a refused grant through (`GuardOverride`).
+    pub guard_override: bool,
 }
 
 /// A change that did not take effect, by what is known of the service's state.
@@ -164,6 +175,40 @@ fn slot_for(service_key: &str, owner: &str, holding_is_policy: bool) -> Slot {
     }
 }
 
+/// The record a change writes.
+fn new_record(change: &Change) -> NewRecord {
+    let (holding, present) = match &change.wanted {
+        Wanted::Policy(p) => (Holding::Policy(p.value().clone()), true),
+        Wanted::Statements(s) => (Holding::Statements(s.items().to_vec()), true),
+        Wanted::Remove { .. } => (Holding::Statements(Vec::new()), false),
+    };
+    let mut options = change.options.to_json();
+    if change.guard_override {
+        options["GuardOverride"] = Value::Bool(true);
+    }
+    NewRecord {
+        holding,
+        present,
+        policy_id: change.policy_id.clone(),
+        prior: None,
+        adopted: false,
+        options,
+    }
+}
+
+/// The account the guard judges principals against: the target's, or (X-Ray) the
+/// function's own.
+pub fn account(app: &App, target: &Target) -> String {
+    let own = app
+        .settings
+        .function_role_arn
+        .as_deref()
+        .and_then(|a| a.split(':').nth(4))
+        .unwrap_or_default()
+        .to_string();
+    checks::account_of(target, &own)
+}
+
 /// Records the change, refuses it if another owner holds what it wants, then writes
 /// the plan of every recorded owner, waits until it shows, and settles.
 pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Applied, ChangeError> {
@@ -172,24 +217,25 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
     let service_key = change.target.service.key();
     let owner = change.owner.key();
     let request = target_request(&change.target);
-    let (holding, present) = match &change.wanted {
-        Wanted::Policy(p) => (Holding::Policy(p.value().clone()), true),
-        Wanted::Statements(s) => (Holding::Statements(s.items().to_vec()), true),
-        Wanted::Remove { .. } => (Holding::Statements(Vec::new()), false),
-    };
-    let record = NewRecord {
-        holding,
-        present,
-        policy_id: change.policy_id.clone(),
-        prior: None,
-        adopted: false,
-        options: change.options.to_json(),
-    };
+    let record = new_record(change);
+    let present = record.present;
     if record.size() > ITEM_LIMIT {
         return Err(ChangeError::Refused(format!(
             "the ledger cannot hold this request ({} bytes): DynamoDB items stop at 400 KB",
             record.size()
         )));
+    }
+    // The grant guard, before anything is recorded or written.
+    if present {
+        let acct = account(app, &change.target);
+        if let Some(why) = checks::guard_refusal(
+            &record.holding,
+            &acct,
+            &app.settings.guard,
+            change.guard_override,
+        ) {
+            return Err(ChangeError::Refused(why));
+        }
     }
     let recorded = ledger
         .record(&target_id, &request, service_key, &owner, &record)
@@ -234,39 +280,34 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
         .cloned();
     let mut view = recorded.after;
     if present {
-        if let Some(why) = refusal(&view, &owner).or_else(|| too_large(&view)) {
+        let switching = previous
+            .as_ref()
+            .filter(|p| p.present)
+            .is_some_and(|p| p.holding.is_policy() != record.holding.is_policy());
+        let refused = if switching {
+            Some(
+                "switching between Policy and Statements on the same target is not done in \
+                 place; give the resource a new logical id (CloudFormation then creates the \
+                 new one and deletes the old)"
+                    .to_string(),
+            )
+        } else {
+            refusal(&view, &owner).or_else(|| too_large(&view))
+        };
+        if let Some(why) = refused {
             undo(app, &target_id, &owner, version, previous.as_ref()).await;
             return Err(ChangeError::Refused(why));
         }
-        // What this owner placed before and no longer wants: every writer removes it.
-        let mine = view.owners.get(&owner).cloned();
-        if let (Some(prev), Some(mine)) = (&previous, mine) {
-            let now: Vec<String> = mine.holding.sids();
-            let mut retired: Vec<String> = prev
-                .removable_sids()
-                .into_iter()
-                .chain(prev.holding.sids())
-                .filter(|s| !now.contains(s))
-                .collect();
-            retired.sort();
-            retired.dedup();
-            if !retired.is_empty() {
-                ledger
-                    .retire(&target_id, &owner, version, &retired)
-                    .await
-                    .map_err(|e| ledger_failed(e, false))?;
-                view.change_version += 1;
-                if let Some(r) = view.owners.get_mut(&owner) {
-                    r.retired = retired;
-                }
-            }
-            // SSM: the owner's own policy keeps its id across its changes.
-            if let (Some(id), Some(r)) = (&prev.policy_id, view.owners.get_mut(&owner)) {
-                if r.policy_id.is_none() && r.holding.is_policy() && prev.holding.is_policy() {
-                    r.policy_id = Some(id.clone());
-                }
-            }
-        }
+        prepare(
+            app,
+            change,
+            &mut view,
+            &owner,
+            version,
+            previous.as_ref(),
+            budget,
+        )
+        .await?;
     }
     let is_policy = view
         .owners
@@ -294,6 +335,77 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
             Err(e)
         }
     }
+}
+
+/// After a put is recorded: retire the Sids this owner no longer wants, keep its SSM
+/// policy id and any document it took over, and refuse (undoing the record) a put
+/// over what this function never wrote unless the owner takes it over.
+async fn prepare(
+    app: &App,
+    change: &Change,
+    view: &mut View,
+    owner: &str,
+    version: u64,
+    previous: Option<&Record>,
+    budget: &Budget,
+) -> Result<(), ChangeError> {
+    let ledger = app.ledger();
+    let target_id = change.target.display_id();
+    let Some(mine) = view.owners.get(owner).cloned() else {
+        return Ok(());
+    };
+    let retired = checks::retired_for(previous, &mine);
+    if !retired.is_empty() {
+        ledger
+            .retire(&target_id, owner, version, &retired)
+            .await
+            .map_err(|e| ledger_failed(e, false))?;
+        view.change_version += 1;
+        if let Some(r) = view.owners.get_mut(owner) {
+            r.retired = retired;
+        }
+    }
+    if let Some(prev) = previous {
+        if let Some(r) = view.owners.get_mut(owner) {
+            // SSM: the owner's own policy keeps its id across its changes.
+            if r.policy_id.is_none() && r.holding.is_policy() && prev.holding.is_policy() {
+                r.policy_id = prev.policy_id.clone();
+            }
+        }
+    }
+    // A first put over what the function never wrote is a takeover; a later one keeps
+    // the document the owner took over.
+    let slot = slot_for(change.target.service.key(), owner, mine.holding.is_policy());
+    let kept = previous.and_then(|p| p.prior.clone());
+    let first = previous.is_none() && !change.existing;
+    if slot != Slot::Main || (!first && kept.is_none()) {
+        return Ok(());
+    }
+    let prior = if first {
+        let live = converge::read_slot(app, &change.target, view, &slot, budget)
+            .await
+            .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
+        let live: Option<Value> = live.and_then(|l| serde_json::from_str(&l.document).ok());
+        match checks::takeover(view, owner, live.as_ref(), change.take_over) {
+            Ok(taken) => taken,
+            Err(why) => {
+                undo(app, &target_id, owner, version, previous).await;
+                return Err(ChangeError::Refused(why));
+            }
+        }
+    } else {
+        kept
+    };
+    if let Some(prior) = prior {
+        ledger
+            .set_prior(&target_id, owner, version, &prior)
+            .await
+            .map_err(|e| ledger_failed(e, false))?;
+        if let Some(r) = view.owners.get_mut(owner) {
+            r.prior = Some(prior);
+        }
+    }
+    Ok(())
 }
 
 fn too_large(view: &View) -> Option<String> {

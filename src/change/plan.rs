@@ -67,8 +67,19 @@ pub fn plan(
                 .iter()
                 .find(|(_, r)| !r.holding.is_policy())
                 .map(|(_, r)| r.version);
+            // A resource replaced in its own stack (a new logical id) hands over to its
+            // successor: the latest of that stack's whole owners holds the policy.
+            let first_version = first_whole.map(|(_, r)| r.version);
+            let first_whole = first_whole.map(|(k, first)| {
+                present
+                    .iter()
+                    .filter(|(o, r)| r.holding.is_policy() && same_stack(k, o))
+                    .map(|(_, r)| *r)
+                    .max_by_key(|r| r.version)
+                    .unwrap_or(first)
+            });
             match first_whole {
-                Some((_, r)) if statements_first.is_none_or(|v| r.version < v) => whole(r),
+                Some(r) if statements_first.is_none_or(|v| first_version < Some(v)) => whole(r),
                 _ if statements_first.is_some() => shared(view, live)?,
                 _ => {
                     // No present owner: finish removing what gone owners held.
@@ -151,14 +162,24 @@ fn shared(view: &View, live: Option<&Value>) -> Result<Option<Value>, PlanError>
         }
     }
     let mut held: HashMap<String, Value> = HashMap::new();
+    let mut holder: HashMap<String, &str> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
-    for (_, r) in view.present() {
+    for (k, r) in view.present() {
         if let Holding::Statements(list) = &r.holding {
             for s in list {
                 if let Some(sid) = sid_of(s) {
-                    if !held.contains_key(sid) {
-                        held.insert(sid.to_string(), s.clone());
-                        order.push(sid.to_string());
+                    match holder.get(sid) {
+                        None => {
+                            held.insert(sid.to_string(), s.clone());
+                            holder.insert(sid.to_string(), k.as_str());
+                            order.push(sid.to_string());
+                        }
+                        // Its stack's successor (a new logical id) takes the Sid over.
+                        Some(h) if same_stack(h, k) => {
+                            held.insert(sid.to_string(), s.clone());
+                            holder.insert(sid.to_string(), k.as_str());
+                        }
+                        Some(_) => {}
                     }
                 }
             }
@@ -207,15 +228,26 @@ fn shared(view: &View, live: Option<&Value>) -> Result<Option<Value>, PlanError>
     Ok(Some(doc))
 }
 
+/// Whether two owners are resources of one stack: a resource replaced under a new
+/// logical id hands its holdings over to its successor instead of clashing with it.
+pub fn same_stack(a: &str, b: &str) -> bool {
+    use crate::model::owner::Owner;
+    match (Owner::parse(a), Owner::parse(b)) {
+        (Some(Owner::Stack { stack_id: x, .. }), Some(Owner::Stack { stack_id: y, .. })) => x == y,
+        _ => false,
+    }
+}
+
 /// Why a recorded change is refused: another owner holds what it wants. `None`: allowed.
 pub fn refusal(view: &View, owner: &str) -> Option<String> {
     let mine = view.owners.get(owner).filter(|r| r.present)?;
     let service = view.service_key.as_deref().unwrap_or_default();
-    // Only an owner that recorded first holds anything against this one.
+    // Only an owner that recorded first holds anything against this one, and never one
+    // of its own stack (a replacement under a new logical id takes over from it).
     let others: Vec<(&String, &Record)> = view
         .present()
         .into_iter()
-        .filter(|(k, r)| k.as_str() != owner && r.version < mine.version)
+        .filter(|(k, r)| k.as_str() != owner && r.version < mine.version && !same_stack(k, owner))
         .collect();
     let name = |k: &str| {
         crate::model::owner::Owner::parse(k)
@@ -437,6 +469,45 @@ mod tests {
         let v = view(vec![("w", r)]);
         let p = plan(&v, &Slot::Main, Some(&doc(&[st("A", "x")])), Some("w")).unwrap();
         assert_eq!(p.document, Some(prior));
+    }
+
+    #[test]
+    fn a_resource_replaced_in_its_stack_hands_over_to_its_successor() {
+        let stack = "cfn:arn:aws:cloudformation:us-east-1:123456789012:stack/app/1";
+        let (old, new) = (format!("{stack}/Old"), format!("{stack}/New"));
+        let v = view(vec![
+            (
+                old.as_str(),
+                rec(Holding::Policy(doc(&[st("A", "x:Old")])), true, 1),
+            ),
+            (
+                new.as_str(),
+                rec(Holding::Policy(doc(&[st("A", "x:New")])), true, 2),
+            ),
+        ]);
+        assert_eq!(refusal(&v, &new), None);
+        let p = plan(&v, &Slot::Main, None, None).unwrap();
+        assert_eq!(p.document.unwrap()["Statement"][0]["Action"], "x:New");
+        // Another stack's owner is still refused.
+        let other = "cfn:arn:aws:cloudformation:us-east-1:123456789012:stack/other/2/X";
+        let v = view(vec![
+            (
+                old.as_str(),
+                rec(Holding::Statements(vec![st("S", "x:Old")]), true, 1),
+            ),
+            (
+                new.as_str(),
+                rec(Holding::Statements(vec![st("S", "x:New")]), true, 2),
+            ),
+            (
+                other,
+                rec(Holding::Statements(vec![st("S", "x:Other")]), true, 3),
+            ),
+        ]);
+        assert_eq!(refusal(&v, &new), None);
+        assert!(refusal(&v, other).is_some());
+        let p = plan(&v, &Slot::Main, None, None).unwrap();
+        assert_eq!(p.document.unwrap()["Statement"][0]["Action"], "x:New");
     }
 
     #[test]

@@ -126,6 +126,21 @@ pub async fn handle(
             Status::Success => info!(physical_id = %outcome.physical_id, "SUCCESS"),
             _ => warn!(physical_id = %outcome.physical_id, reason = ?outcome.reason, "FAILED"),
         }
+        let number = |k: &str| outcome.data.get(k).and_then(|v| v.parse::<u64>().ok());
+        crate::metrics::change(
+            "CloudFormation",
+            outcome
+                .data
+                .get("Service")
+                .map_or("unknown", String::as_str),
+            if outcome.status == Status::Success {
+                "SUCCESS"
+            } else {
+                "FAILED"
+            },
+            number("Attempts").unwrap_or(0) as u32,
+            number("PropagationMs"),
+        );
 
         let mut body = Response::default();
         body.status = outcome.status.clone();
@@ -271,6 +286,11 @@ fn change(req: &PolicyRequest, owner: &Owner, token: &str, not_found: NotFound) 
         token: token.to_string(),
         not_found,
         policy_id: req.policy_id.clone(),
+        take_over: req.take_over,
+        guard_override: req.guard_override,
+        // Only an Update on the same target (its resource may not appear) is of an
+        // owner that already holds what is there.
+        existing: not_found == NotFound::Final,
     }
 }
 
@@ -448,6 +468,9 @@ async fn delete(
         token: request_id.to_string(),
         not_found: NotFound::Final,
         policy_id: None,
+        take_over: false,
+        guard_override: false,
+        existing: true,
     };
     let done = |applied: &Applied| {
         let mut d = HashMap::new();

@@ -110,6 +110,9 @@ pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value,
             .to_string(),
         not_found: NotFound::Final,
         policy_id: None,
+        take_over: false,
+        guard_override: false,
+        existing: true,
     };
     let budget = Budget::from_lambda_deadline(deadline_ms, None, app.settings.response_reserve);
     let applied = execute(app, &change, &budget)

@@ -314,33 +314,44 @@ impl DynamoLedger {
             }
         };
         let before = out.attributes().and_then(view);
-        let version = before.as_ref().map_or(0, |v| v.change_version) + 1;
-        let mut after = before.clone().unwrap_or_else(|| View {
-            target_id: target_id.to_string(),
-            ..View::default()
-        });
-        after.change_version = version;
-        after.service_key = Some(service_key.to_string());
-        after.target_request = Some(target_request.clone());
-        let mine = match (
-            gone_known,
-            before.as_ref().and_then(|b| b.owners.get(owner)),
-        ) {
-            (true, Some(old)) => Record {
-                present: false,
-                settled: false,
-                changed_at: now,
-                version,
-                ..old.clone()
-            },
-            _ => record.clone().into_record(version, now),
-        };
-        after.owners.insert(owner.to_string(), mine);
+        let (after, version) = View::staged(
+            before.as_ref(),
+            target_id,
+            target_request,
+            service_key,
+            owner,
+            record,
+            now,
+        );
         Ok(Some(Recorded {
             before,
             after,
             version,
         }))
+    }
+
+    pub async fn set_prior(
+        &self,
+        target_id: &str,
+        owner: &str,
+        version: u64,
+        prior: &Value,
+    ) -> Result<(), LedgerError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("target", s(target_id))
+            .expression_attribute_names("#o", format!("{OWNER}{owner}"))
+            .expression_attribute_names("#v", format!("{VERSION}{owner}"))
+            .update_expression("SET #o.prior = :p")
+            .condition_expression("#v = :ver")
+            .expression_attribute_values(":p", s(prior.to_string()))
+            .expression_attribute_values(":ver", n(version))
+            .send()
+            .await;
+        self.conditional(r, "record the taken-over policy")
+            .map(|_| ())
     }
 
     pub async fn retire(

@@ -55,45 +55,47 @@ impl MemoryLedger {
         record: &NewRecord,
     ) -> Result<Option<Recorded>, LedgerError> {
         self.check("record the change")?;
-        let now = now_ms();
         let mut items = self.items.lock().unwrap();
         let before = items.get(target_id).cloned();
-        let existing = before.as_ref().and_then(|b| b.owners.get(owner)).cloned();
-        let gone_known = !record.present && !record.adopted;
-        if gone_known && existing.is_none() {
+        let known = before
+            .as_ref()
+            .is_some_and(|b| b.owners.contains_key(owner));
+        if !record.present && !record.adopted && !known {
             return Ok(None);
         }
-        let record = match (&existing, record.adopted) {
-            (Some(_), true) => NewRecord {
-                adopted: false,
-                ..record.clone()
-            },
-            _ => record.clone(),
-        };
-        let version = before.as_ref().map_or(0, |b| b.change_version) + 1;
-        let mine = match (!record.present && !record.adopted, existing) {
-            (true, Some(old)) => Record {
-                present: false,
-                settled: false,
-                changed_at: now,
-                version,
-                ..old
-            },
-            _ => record.into_record(version, now),
-        };
-        let item = items.entry(target_id.to_string()).or_insert_with(|| View {
-            target_id: target_id.to_string(),
-            ..View::default()
-        });
-        item.change_version = version;
-        item.service_key = Some(service_key.to_string());
-        item.target_request = Some(target_request.clone());
-        item.owners.insert(owner.to_string(), mine);
+        let (after, version) = View::staged(
+            before.as_ref(),
+            target_id,
+            target_request,
+            service_key,
+            owner,
+            record,
+            now_ms(),
+        );
+        items.insert(target_id.to_string(), after.clone());
         Ok(Some(Recorded {
             before,
-            after: item.clone(),
+            after,
             version,
         }))
+    }
+
+    /// Puts a taken-over document on the owner's record, if it is still the one at
+    /// `version`.
+    pub async fn set_prior(
+        &self,
+        target_id: &str,
+        owner: &str,
+        version: u64,
+        prior: &Value,
+    ) -> Result<(), LedgerError> {
+        self.check("record the taken-over policy")?;
+        self.with_owner(target_id, owner, version, |item| {
+            if let Some(r) = item.owners.get_mut(owner) {
+                r.prior = Some(prior.clone());
+            }
+        });
+        Ok(())
     }
 
     fn with_owner<T>(

@@ -120,6 +120,17 @@ impl Ledger {
         each!(self, l => l.retire(target_id, owner, version, retired).await)
     }
 
+    /// Puts a taken-over document on the owner's record (its Delete restores it).
+    pub async fn set_prior(
+        &self,
+        target_id: &str,
+        owner: &str,
+        version: u64,
+        prior: &Value,
+    ) -> Result<(), LedgerError> {
+        each!(self, l => l.set_prior(target_id, owner, version, prior).await)
+    }
+
     /// Undoes a refused or failed record: puts `previous` back (or removes the owner),
     /// only if no newer change of this owner was recorded since.
     pub async fn undo(

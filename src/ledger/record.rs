@@ -176,6 +176,40 @@ impl View {
             + 200
     }
 
+    /// The item right after `owner` records `record` over `before` at the next
+    /// `change_version`: what a record returns, computed the same way for every store
+    /// and for a dry run. A gone record of a known owner keeps what it held.
+    pub fn staged(
+        before: Option<&View>,
+        target_id: &str,
+        target_request: &Value,
+        service_key: &str,
+        owner: &str,
+        record: &NewRecord,
+        now: u64,
+    ) -> (View, u64) {
+        let mut after = before.cloned().unwrap_or_else(|| View {
+            target_id: target_id.to_string(),
+            ..View::default()
+        });
+        let version = after.change_version + 1;
+        after.change_version = version;
+        after.service_key = Some(service_key.to_string());
+        after.target_request = Some(target_request.clone());
+        let mine = match (record.present, after.owners.get(owner)) {
+            (false, Some(old)) => Record {
+                present: false,
+                settled: false,
+                changed_at: now,
+                version,
+                ..old.clone()
+            },
+            _ => record.clone().into_record(version, now),
+        };
+        after.owners.insert(owner.to_string(), mine);
+        (after, version)
+    }
+
     /// Whether anything is left to manage.
     pub fn is_empty(&self) -> bool {
         self.owners.is_empty()

@@ -45,6 +45,7 @@ pub struct Clients {
     aps: RegionCache<aws_sdk_amp::Client>,
     ssm: RegionCache<aws_sdk_ssm::Client>,
     lambda: RegionCache<aws_sdk_lambda::Client>,
+    events: RegionCache<aws_sdk_eventbridge::Client>,
 }
 
 macro_rules! regional_client {
@@ -78,6 +79,7 @@ impl Clients {
             aps: RegionCache::new(),
             ssm: RegionCache::new(),
             lambda: RegionCache::new(),
+            events: RegionCache::new(),
         }
     }
 
@@ -88,6 +90,8 @@ impl Clients {
     regional_client!(ssm, with_ssm, aws_sdk_ssm);
     // The ledger's table (DynamoDB, above) and the reconcile's continuation (Lambda).
     regional_client!(lambda, with_lambda, aws_sdk_lambda);
+    // Detect mode's ResourcePolicyDrift events.
+    regional_client!(events, with_events, aws_sdk_eventbridge);
 
     /// Attaches the policy; returns the version the service reports.
     pub async fn put(

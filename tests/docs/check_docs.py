@@ -31,15 +31,13 @@ ROOT = Path(__file__).resolve().parents[2]
 README_LIMIT = 15_000  # bytes
 DEFAULT_PROVIDER_STACK = "resource-policy-provider"
 
-# Names the documentation already uses that other work in flight delivers (the
-# release, the alias, the new template parameters, the guardrails page). Each is
-# reported as pending, not as an error, while it is missing; once it exists it is
-# checked like the rest. Empty these sets when that work is merged.
-PENDING_PATHS = {"scripts/release", "CHANGELOG.md", "LICENSE", "docs/guardrails.md"}
-PENDING_PARAMETERS = {"CodeBucket", "CodeKey", "InvokerOrganizationId", "AlarmEmail", "PermissionsBoundary",
-                      "KmsKeyArn", "ReservedConcurrency", "Tracing"}
-PENDING_OUTPUTS = {"LiveServiceToken", "AlarmTopicArn"}
-PENDING_EXPORTS = {f"{DEFAULT_PROVIDER_STACK}-LiveServiceToken"}
+# Names the documentation may use before the work that delivers them is merged. Each is
+# reported as pending, not as an error, while it is missing; once it exists it is checked
+# like the rest. Empty now: the release, the alias and the new parameters are merged.
+PENDING_PATHS: set[str] = set()
+PENDING_PARAMETERS: set[str] = set()
+PENDING_OUTPUTS: set[str] = set()
+PENDING_EXPORTS: set[str] = set()
 # (script, option) pairs the documentation names before the script has them.
 PENDING_SCRIPT_OPTIONS: set[tuple[str, str]] = set()
 
@@ -181,6 +179,13 @@ def template_facts(root: Path) -> tuple[dict, set[str]]:
         elif isinstance(name, str):
             exports.add(name)
     return template, exports
+
+
+def release_parameters(root: Path) -> set[str]:
+    """The parameters scripts/release adds to the release template (the code's location):
+    the `"  Name:\\n"` lines of the text it inserts into the Parameters section."""
+    source = (root / "scripts" / "release").read_text()
+    return set(re.findall(r'"  ([A-Z][A-Za-z0-9]+):\\n"\n', source))
 
 
 def walk(node: Any) -> Iterable[tuple[str, Any]]:
@@ -326,14 +331,14 @@ def check_export_names(exports: set[str], docs: dict[str, Doc], report: Report, 
                              f"(it exports {sorted(exports)} for the stack name {DEFAULT_PROVIDER_STACK})")
 
 
-def _known_props(with_pending: bool = True) -> set[str]:
-    """The request properties scripts/check-events knows (the product's), plus DryRun
-    (the guardrails work in flight) unless `with_pending` is false."""
+def _known_props() -> set[str]:
+    """The request properties scripts/check-events knows (the product's, mirroring the
+    request parser)."""
     loader = importlib.machinery.SourceFileLoader("check_events", str(ROOT / "scripts" / "check-events"))
     spec = importlib.util.spec_from_loader("check_events", loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
-    return set(module.KNOWN_PROPS) | ({"DryRun"} if with_pending else set())
+    return set(module.KNOWN_PROPS)
 
 
 def check_snippets(root: Path, docs: dict[str, Doc], exports: set[str], report: Report, lint: bool = True) -> None:
@@ -514,6 +519,16 @@ def check_configuration_tables(template: dict, docs: dict[str, Doc], report: Rep
         if name not in documented:
             report.error(doc.name, f"template.yaml parameter {name} is not in the parameters table")
 
+    release = release_parameters(ROOT)
+    rows = _table_rows(doc, "release-parameters")
+    if not rows:
+        report.error(doc.name, "no `check: release-parameters` table")
+    shown_release = {name for cells in rows for name in re.findall(r"`(\w+)`", cells[0])}
+    for name in sorted(shown_release - release):
+        report.error(doc.name, f"release parameter {name} is not one scripts/release adds")
+    for name in sorted(release - shown_release):
+        report.error(doc.name, f"scripts/release adds the parameter {name}, missing from the release table")
+
     outputs = template.get("Outputs") or {}
     rows = _table_rows(doc, "outputs")
     if not rows:
@@ -550,7 +565,7 @@ def check_properties_table(docs: dict[str, Doc], report: Report) -> None:
         report.error("README.md", "no `check: properties` table")
         return
     documented = {name for cells in rows for name in re.findall(r"`(\w+)`", cells[0])}
-    known = _known_props(with_pending=False)
+    known = _known_props()
     for name in sorted(known - documented):
         report.error("README.md", f"property {name} is missing from the properties table")
     for name in sorted(documented - known):
@@ -612,8 +627,9 @@ BREAKS: list[tuple[str, str, Callable[[str], str], str]] = [
     ("a contract outside the repository", "README.md", lambda t: t + "\nContract: `../shared/SPEC.md`.\n",
      "outside the repository"),
     ("the wrong ServiceToken export", "README.md",
-     lambda t: t.replace("!ImportValue resource-policy-provider-ServiceToken", "!ImportValue provider-ServiceToken", 1),
-     "provider-ServiceToken"),
+     lambda t: t.replace("!ImportValue resource-policy-provider-LiveServiceToken",
+                         "!ImportValue provider-LiveServiceToken", 1),
+     "provider-LiveServiceToken"),
     ("YAML that does not parse", "docs/shared-policies.md", lambda t: t + "\n```yaml\na: [b\n```\n", "does not parse"),
     ("a template cfn-lint refuses", "docs/shared-policies.md",
      lambda t: t + "\n```yaml\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: { NoSuch: 1 }\n```\n",
@@ -636,6 +652,8 @@ BREAKS: list[tuple[str, str, Callable[[str], str], str]] = [
     ("a wrong export", "docs/configuration.md",
      lambda t: t.replace("| `ApplyEventBusName` | `<stack name>-ApplyEventBus` |",
                          "| `ApplyEventBusName` | `<stack name>-ApplyBus` |", 1), "ApplyEventBusName"),
+    ("a release parameter scripts/release does not add", "docs/configuration.md",
+     lambda t: t.replace("| `CodeBucketRegionSuffix` |", "| `CodeBucketSuffix` |", 1), "CodeBucketSuffix"),
     ("an environment variable the code does not read", "docs/configuration.md",
      lambda t: t.replace("| `RECONCILE_CONCURRENCY` |", "| `RECONCILE_PARALLELISM` |", 1), "RECONCILE_PARALLELISM"),
     ("a property the function does not accept", "README.md",

@@ -25,15 +25,17 @@ _integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_integration)
 globals().update({k: v for k, v in vars(_integration).items() if not k.startswith("_") and k not in {"annotations"}})
 
-from deploy_path import CAPABILITIES, PROVIDER_STACK, packaged_template, provider_parameters  # noqa: E402
+from deploy_path import (CAPABILITIES, PROVIDER_STACK, create_from_s3, packaged_template,  # noqa: E402
+                         provider_parameters)
 
 
 @pytest.fixture
 def provider_stack(ministack, stacks, provider_code):
     """template.yaml deployed as `resource-policy-provider`, the name the documentation's
-    snippets import `resource-policy-provider-ServiceToken` from."""
-    created = stacks.create(PROVIDER_STACK, packaged_template(provider_code),
-                            parameters=provider_parameters(ministack.peer.port), Capabilities=CAPABILITIES)
+    snippets import `resource-policy-provider-LiveServiceToken` from. Sent from S3 as
+    TemplateURL: the template is over CloudFormation's 51,200-byte TemplateBody limit."""
+    created = create_from_s3(stacks, PROVIDER_STACK, packaged_template(provider_code),
+                             parameters=provider_parameters(ministack.peer.port), Capabilities=CAPABILITIES)
     assert created.status == "CREATE_COMPLETE", created.describe()
     return created
 

@@ -37,7 +37,7 @@ def test_cdk_table_policy_stack(ministack, stacks, provider_stack, aws):
     custom = [k for k, r in template["Resources"].items() if r["Type"] == "Custom::ResourcePolicy"]
     assert len(custom) == 1
     assert template["Resources"][custom[0]]["Properties"]["ServiceToken"] == \
-        {"Fn::ImportValue": "resource-policy-provider-ServiceToken"}
+        {"Fn::ImportValue": "resource-policy-provider-LiveServiceToken"}
 
     created = stacks.create("ResourcePolicyCdkTable", template)
     assert created.status == "CREATE_COMPLETE", created.describe()

@@ -442,8 +442,8 @@ async fn a_long_ssm_parameter_keeps_a_physical_id_that_finds_its_policy() {
 async fn a_shared_update_that_may_have_written_on_a_new_target_removes_only_its_own_statements() {
     // Table WEST holds another owner's statement; a put that carries ours takes effect
     // but always loses its answer, a put without ours is answered.
-    let theirs = json!({"Sid": "Theirs", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:Query", "Resource": "*"});
-    let ours = json!({"Sid": "Ours", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"});
+    let theirs = json!({"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "dynamodb:Query", "Resource": "*"});
+    let ours = json!({"Sid": "Ours", "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "dynamodb:GetItem", "Resource": "*"});
     let stored = Arc::new(Mutex::new(
         json!({"Version": "2012-10-17", "Statement": [theirs.clone()]}).to_string(),
     ));

@@ -26,6 +26,10 @@ impl Store {
     fn remove(&self, id: &str) -> bool {
         self.0.lock().unwrap().remove(id).is_some()
     }
+    /// A policy written by someone else (by hand, another tool) before the test.
+    pub fn seed(&self, id: &str, doc: &str) {
+        self.put(id, doc);
+    }
     pub fn holds(&self, id: &str) -> Option<String> {
         self.get(id).map(|(d, _)| d)
     }

@@ -5,6 +5,7 @@
 
 mod failure_paths;
 mod fakes;
+mod guardrails;
 mod recorder;
 #[allow(dead_code, unused_imports)]
 #[path = "../services/support.rs"]
@@ -41,6 +42,16 @@ async fn harness_with(
         resource_policy_provider::services::Clients,
     ) -> resource_policy_provider::services::Clients,
 ) -> Harness {
+    harness_configured(extra, |_| {}).await
+}
+
+/// A harness whose settings `configure` changes (the guard, the drift mode).
+async fn harness_configured(
+    extra: impl FnOnce(
+        resource_policy_provider::services::Clients,
+    ) -> resource_policy_provider::services::Clients,
+    configure: impl FnOnce(&mut resource_policy_provider::settings::Settings),
+) -> Harness {
     let rec = Recorder::start().await;
     let mut fakes = Fakes {
         store: Store::default(),
@@ -49,6 +60,7 @@ async fn harness_with(
     let clients = extra(fakes::clients(&mut fakes));
     let mut settings = support::fast_settings();
     settings.response_url_allowed_hosts = vec![format!("127.0.0.1:{}", rec.port)];
+    configure(&mut settings);
     let app = Arc::new(App::new(clients, settings, "us-east-1"));
     Harness {
         app,
@@ -566,7 +578,8 @@ async fn work_that_outlives_the_deadline_is_answered_failed_before_it() {
         &h.rec,
         "slow",
         "Create",
-        json!({"ResourceArn": arn, "Policy": POLICY_V1}),
+        // The table holds another policy that reads never stop showing.
+        json!({"ResourceArn": arn, "Policy": POLICY_V1, "TakeOver": "true"}),
         None,
         None,
     );

@@ -512,6 +512,25 @@ def function_resource(
     return {"Type": "AWS::Lambda::Function", "Properties": props}
 
 
+LEDGER = "resource-policy-provider-ledger"
+
+
+def ensure_ledger(emulator: Emulator, name: str = LEDGER) -> str:
+    """The ledger table (partition key `target`, a string) on the emulator: the
+    provider refuses to start without one."""
+    ddb = emulator.client("dynamodb")
+    try:
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "target", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "target", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ddb.exceptions.ResourceInUseException:
+        pass
+    return name
+
+
 def provider_environment(
     emulator: Emulator,
     *,
@@ -528,6 +547,8 @@ def provider_environment(
       through and the SDK prefers them.
     """
     env = {"RESPONSE_URL_ALLOWED_HOSTS": f"127.0.0.1:{emulator.peer.port}"}
+    if "LEDGER_TABLE" not in extra:
+        env["LEDGER_TABLE"] = ensure_ledger(emulator)
     if proxy is not None:
         for service in proxied_services:
             env[f"AWS_ENDPOINT_URL_{service.upper()}"] = proxy.url

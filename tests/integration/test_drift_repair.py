@@ -78,6 +78,17 @@ def ledger_row(aws, table: str, target: str) -> dict | None:
     return aws("dynamodb").get_item(TableName=table, Key={"target": {"S": target}}, ConsistentRead=True).get("Item")
 
 
+def owner_record(row: dict, logical_id: str) -> tuple[str, dict]:
+    """The one owner record (`o:<owner>`) of the stack resource `logical_id`."""
+    owners = [(k[2:], v["M"]) for k, v in row.items() if k.startswith("o:") and k.endswith("/" + logical_id)]
+    assert len(owners) == 1, row
+    return owners[0]
+
+
+def holding(record: dict) -> dict:
+    return json.loads(record["holding"]["S"])
+
+
 def test_drift_is_repaired_from_the_ledger_through_create_update_and_delete(ministack, stacks, drift_provider, aws, unique_name):
     out = drift_provider.outputs
     function, ledger, role = out["FunctionName"], out["LedgerTable"], out["FunctionRoleArn"]
@@ -89,13 +100,15 @@ def test_drift_is_repaired_from_the_ledger_through_create_update_and_delete(mini
 
     row = ledger_row(aws, ledger, arn)
     assert row is not None, "a ledger row after Create"
-    assert json.loads(row["desired_request"]["S"])["Policy"]["Statement"][0]["Action"] == ["dynamodb:GetItem"]
-    assert row["owned_by"]["S"].startswith("cloudformation:") and row["owned_by"]["S"].endswith("/TablePolicy")
+    owner, record = owner_record(row, "TablePolicy")
+    assert owner.startswith("cfn:arn:aws:cloudformation:"), owner
+    assert holding(record)["Policy"]["Statement"][0]["Action"] == ["dynamodb:GetItem"]
+    assert record["present"]["BOOL"] and record["settled"]["BOOL"]
 
     # Update: the ledger takes the new document.
     updated = stacks.update(created, consumer(name, ["dynamodb:GetItem", "dynamodb:Query"]))
     assert updated.status == "UPDATE_COMPLETE", updated.describe()
-    desired = json.loads(ledger_row(aws, ledger, arn)["desired_request"]["S"])["Policy"]
+    desired = holding(owner_record(ledger_row(aws, ledger, arn), "TablePolicy")[1])["Policy"]
     assert desired["Statement"][0]["Action"] == ["dynamodb:GetItem", "dynamodb:Query"]
 
     # Out of band: deleted, then repaired; hand-written, then repaired to the new document.
@@ -124,10 +137,11 @@ def test_drift_is_repaired_from_the_ledger_through_create_update_and_delete(mini
     body, err = invoke(ministack, function, trail(other_arn))
     assert err is None and body["Status"] == "UNMANAGED", body
 
-    # After the stack is deleted the target is no longer repaired.
+    # After the stack is deleted its owner is recorded gone: never restored.
     deleted = stacks.delete(created)
     assert deleted.status == "DELETE_COMPLETE", deleted.describe()
-    assert ledger_row(aws, ledger, arn) is None
+    _, record = owner_record(ledger_row(aws, ledger, arn), "TablePolicy")
+    assert not record["present"]["BOOL"], record
 
 
 def test_apply_requests_only_through_the_dedicated_bus_and_from_allowed_accounts(ministack, drift_provider, aws, unique_name):

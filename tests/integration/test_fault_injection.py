@@ -82,13 +82,16 @@ def test_stack_completes_through_half_failing_calls(ministack, microburst, stack
     forwarded = stats["requests"]["forwarded"]
     assert total == sum(c["requests"] for c in counts.values())
     assert 0.4 <= faulted / total <= 0.7, stats["requests"]
-    # What the provider needs per policy: put + read-back on create, delete +
-    # read-back on delete = 4 successful calls; 3 policies -> 12 forwarded calls.
-    assert 12 <= forwarded <= 16, stats["requests"]
-    # Bounded: with 56 % failing, 12 needed calls take ~27 requests (32 measured,
-    # the sequences' phase). The limits allow far more (4 SDK attempts x 4 provider
-    # rounds per call = 192); 40 means each failure cost one retry, no storm.
-    assert total <= 40, stats["requests"]
+    # What the provider needs per policy: on create, the ledger's record, a read, the
+    # put, a read-back and the settle; on delete the same five: 10 successful calls
+    # (the ledger is DynamoDB, behind the same proxy); 3 policies -> 30. A faulted
+    # call costs at most one more forwarded call (a re-read before planning again),
+    # never a blind resend loop.
+    assert 30 <= forwarded <= 30 + faulted, stats["requests"]
+    # Bounded: with 56 % failing, 30 needed calls take ~68 requests, and each failed
+    # write adds a re-read (113 measured). A storm (4 SDK attempts on every call of
+    # every round) would pass 300; 150 means each failure cost about one retry.
+    assert total <= 150, stats["requests"]
     # The deletes went through the proxy as well.
     assert create_counts["dynamodb"]["requests"] < counts["dynamodb"]["requests"]
     assert create_counts["kinesis"]["requests"] < counts["kinesis"]["requests"]

@@ -126,7 +126,7 @@ def test_create_update_delete_with_propagation_delay(ministack, policy_server, s
     assert json.loads(ssm_live["Policy"]) == _ssm_policy(parameter_arn, SSM_V1)
     assert out["SsmPolicyId"] == ssm_live["PolicyId"]
     assert out["SsmPolicyHash"] == ssm_live["PolicyHash"] == _sha256(_ssm_policy(parameter_arn, SSM_V1))
-    assert out["SsmId"] == f"{parameter_arn},{ssm_live['PolicyId']}"
+    assert out["SsmId"] == parameter_arn  # the id names the target; the ledger holds the PolicyId
 
     # Each write was read back until visible: that took at least the delay
     # (AMP: the CREATING -> ACTIVE transition as well).
@@ -274,7 +274,7 @@ def test_update_moves_ssm_policy_to_another_parameter(ministack, policy_server, 
     assert first not in policies, policies
     [live] = policies[second]
     assert json.loads(live["Policy"]) == _ssm_policy(second, SSM_V1)
-    assert moved.outputs["Id"] == f"{second},{live['PolicyId']}" != created.outputs["Id"]
+    assert moved.outputs["Id"] == second != created.outputs["Id"]
     assert moved.outputs["PolicyId"] == live["PolicyId"] != created.outputs["PolicyId"]
     # The cleanup Delete named the old parameter's policy by its id.
     assert [c["status"] for c in policy_server.calls("ssm", "DeleteResourcePolicy")] == [200]

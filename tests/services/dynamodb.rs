@@ -465,7 +465,7 @@ async fn removing_the_last_statement_never_deletes_one_added_meanwhile() {
     fn doc(sids: &[&str]) -> String {
         let statements: Vec<_> = sids
             .iter()
-            .map(|s| json!({"Sid": s, "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"}))
+            .map(|s| json!({"Sid": s, "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "dynamodb:GetItem", "Resource": "*"}))
             .collect();
         json!({"Version": "2012-10-17", "Statement": statements}).to_string()
     }
@@ -515,7 +515,7 @@ async fn removing_the_last_statement_never_deletes_one_added_meanwhile() {
     );
     let app = app(empty_clients().with_dynamodb("us-east-1", client));
     let req = request(
-        json!({"ResourceArn": ARN, "Statements": [{"Sid": "A", "Effect": "Allow", "Principal": "*", "Action": "dynamodb:GetItem", "Resource": "*"}]}),
+        json!({"ResourceArn": ARN, "Statements": [{"Sid": "A", "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "dynamodb:GetItem", "Resource": "*"}]}),
     );
     // An owner from before the ledger leaves: its properties say it placed A.
     let change = Change {
@@ -534,6 +534,9 @@ async fn removing_the_last_statement_never_deletes_one_added_meanwhile() {
         token: "t".into(),
         not_found: NotFound::Final,
         policy_id: None,
+        take_over: false,
+        guard_override: false,
+        existing: true,
     };
     execute(&app, &change, &budget(5_000)).await.unwrap();
     assert_eq!(del.num_calls(), 1, "the delete named the revision it read");

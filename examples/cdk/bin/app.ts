@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Context (cdk.json or -c name=value):
 //   serviceTokenExport  the provider stack's export to import
-//                       (default "resource-policy-provider-ServiceToken")
+//                       (default "resource-policy-provider-LiveServiceToken", the alias)
 //   readerAccountId     the account granted read access (default 111122223333)
 import { App, CliCredentialsStackSynthesizer } from 'aws-cdk-lib';
 import { serviceTokenFromExport } from '../lib/resource-policy';
@@ -9,7 +9,7 @@ import { SharedStatementsStack, TablePolicyStack } from '../lib/stacks';
 
 // analyticsReporting off: no AWS::CDK::Metadata resource in the templates.
 const app = new App({ analyticsReporting: false });
-const exportName: string = app.node.tryGetContext('serviceTokenExport') ?? 'resource-policy-provider-ServiceToken';
+const exportName: string = app.node.tryGetContext('serviceTokenExport') ?? 'resource-policy-provider-LiveServiceToken';
 const readerAccountId: string = app.node.tryGetContext('readerAccountId') ?? '111122223333';
 
 // These stacks have no assets (no Lambda code, no files), so they need no CDK

@@ -7,7 +7,7 @@ import { CustomResource, Duration, Fn, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 
-/** The export to import, e.g. "resource-policy-provider-ServiceToken". */
+/** The export to import, e.g. "resource-policy-provider-LiveServiceToken". */
 export function serviceTokenFromExport(exportName: string): string {
   return Fn.importValue(exportName);
 }

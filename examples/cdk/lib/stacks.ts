@@ -5,7 +5,7 @@ import { Construct } from 'constructs';
 import { ResourcePolicy, accountRoot } from './resource-policy';
 
 export interface ExampleProps extends StackProps {
-  /** The provider's ServiceToken, e.g. Fn.importValue('resource-policy-provider-ServiceToken'). */
+  /** The provider's ServiceToken, e.g. Fn.importValue('resource-policy-provider-LiveServiceToken'). */
   readonly serviceToken: string;
   /** The account granted read access (12 digits). */
   readonly readerAccountId: string;
