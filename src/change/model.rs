@@ -113,12 +113,47 @@ struct Record {
     /// The request that made it (its place in the owner's script: requests only move
     /// forward).
     req: u8,
+    /// A document it took over (`TakeOver`), put back when it goes ([`encode`]d; 0:
+    /// none).
+    prior: u64,
     /// The `change_version` that recorded it (counting records only: the order of
     /// records is all that the plan and the refusal look at).
     version: u8,
 }
 
 const MAX_OWNERS: usize = 3;
+
+/// A small document as one number: its length, then a byte per statement.
+fn encode(doc: &[Stmt]) -> u64 {
+    assert!(
+        !doc.is_empty() && doc.len() < 8,
+        "a prior of 1 to 7 statements"
+    );
+    doc.iter().fold(doc.len() as u64, |acc, st| {
+        let code = match tag_owner(st.tag) {
+            None => 0xF,
+            Some(o) => (o as u8) * 4 + (st.tag & 0x3),
+        };
+        (acc << 8) | u64::from((st.sid << 4) | code)
+    })
+}
+
+fn decode(mut v: u64) -> Doc {
+    let mut out = Doc::new();
+    while v > 0xFF {
+        let b = (v & 0xFF) as u8;
+        let code = b & 0xF;
+        let tag = if code == 0xF {
+            HAND
+        } else {
+            ((code / 4) << 4) | (code % 4)
+        };
+        out.push(Stmt { sid: b >> 4, tag });
+        v >>= 8;
+    }
+    out.reverse();
+    out
+}
 
 /// The ledger item of the one target.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
@@ -227,6 +262,9 @@ fn view_of(ledger: &Ledger, precondition: bool) -> View {
         rec.retired = sids(r.retired)
             .map(|s| SID_NAMES[s as usize].to_string())
             .collect();
+        if r.prior != 0 {
+            rec.prior = doc_json(&decode(r.prior));
+        }
         owners.insert(owner_key(o), rec);
     }
     View {
@@ -300,6 +338,8 @@ pub struct Op {
     /// CloudFormation's next request for this owner after SUCCESS / FAILED ([`END`]: none).
     next_ok: u8,
     next_fail: u8,
+    /// `TakeOver: true`: a first put may take over what the function never wrote.
+    take_over: bool,
 }
 
 const END: u8 = 0xFF;
@@ -358,6 +398,19 @@ enum Phase {
         version: u8,
         retired: Sids,
         since: u8,
+    },
+    /// A first put: read the live policy and judge a takeover
+    /// (`crate::change::checks::takeover`); refused: undo.
+    TakeOver {
+        view: Ledger,
+        version: u8,
+    },
+    /// Keep the taken-over document in the owner's record (conditional on its version;
+    /// no `change_version` step).
+    SetPrior {
+        view: Ledger,
+        version: u8,
+        prior: u64,
     },
     ReadLedger,
     /// A ledger view in hand (read, or returned by record / settle); the live policy next.
@@ -745,6 +798,40 @@ impl World {
                 s.procs[i].cv_fresh = if applied { since == 0 } else { since == 1 };
                 s.procs[i].phase = Phase::ReadLive { view };
             }
+            Phase::TakeOver { view, version } => {
+                let owner = self.owner_of(i).unwrap();
+                let op = *self.op(i, s.procs[i].pc).unwrap();
+                let judged = super::checks::takeover(
+                    &view_of(&view, self.precondition),
+                    &owner_key(owner),
+                    doc_json(&s.live).as_ref(),
+                    op.take_over,
+                );
+                s.procs[i].phase = match judged {
+                    Err(_) => Phase::Undo {
+                        prior: Record::default(),
+                        version,
+                    },
+                    Ok(None) => Phase::ReadLive { view },
+                    Ok(Some(doc)) => Phase::SetPrior {
+                        view,
+                        version,
+                        prior: encode(&doc_of(Some(&doc))),
+                    },
+                };
+            }
+            Phase::SetPrior {
+                mut view,
+                version,
+                prior,
+            } => {
+                let owner = self.owner_of(i).unwrap();
+                if s.ledger.owners[owner].version == version {
+                    s.ledger.owners[owner].prior = prior;
+                }
+                view.owners[owner].prior = prior;
+                s.procs[i].phase = Phase::ReadLive { view };
+            }
             Phase::ReadLedger => {
                 let view = s.read_ledger(i);
                 s.procs[i].phase = Phase::ReadLive { view };
@@ -874,6 +961,9 @@ impl World {
                     retired: 0,
                     version,
                     req,
+                    // (An Update of a whole owner keeps its prior in a further step; no
+                    // world here updates a whole owner.)
+                    prior: 0,
                 },
                 true,
             ),
@@ -903,6 +993,9 @@ impl World {
                 retired,
                 since: 0,
             }
+        } else if s.procs[i].pc == 0 && old.presence == Presence::Absent {
+            // A first put (a Create the ledger does not know): judge a takeover.
+            Phase::TakeOver { view, version }
         } else {
             Phase::ReadLive { view }
         };
@@ -1063,6 +1156,8 @@ fn phase_name(w: &World, s: &State, i: usize) -> String {
         Phase::Idle => "records".to_string(),
         Phase::Undo { .. } => "undoes its refused record".to_string(),
         Phase::Retire { .. } => "records its retired Sids".to_string(),
+        Phase::TakeOver { .. } => "reads live, judges a takeover".to_string(),
+        Phase::SetPrior { .. } => "records the document it took over".to_string(),
         Phase::ReadLedger => "reads the ledger".to_string(),
         Phase::ReadLive { view } => {
             format!("reads live, plans from view ({})", show_ledger(w, view))
@@ -1260,18 +1355,21 @@ const SCRIPT_A: &[Op] = &[
         want: Want::Statements(1 << A1, 0),
         next_ok: 1,
         next_fail: 2,
+        take_over: false,
     },
     Op {
         name: "Update A1->A2",
         want: Want::Statements(1 << A2, 1),
         next_ok: 2,
         next_fail: 2,
+        take_over: false,
     },
     Op {
         name: "Delete",
         want: Want::Gone,
         next_ok: END,
         next_fail: END,
+        take_over: false,
     },
 ];
 
@@ -1282,12 +1380,14 @@ const SCRIPT_A_SHORT: &[Op] = &[
         want: Want::Statements(1 << A1, 0),
         next_ok: 1,
         next_fail: 1,
+        take_over: false,
     },
     Op {
         name: "Delete",
         want: Want::Gone,
         next_ok: END,
         next_fail: END,
+        take_over: false,
     },
 ];
 
@@ -1299,30 +1399,35 @@ const SCRIPT_B: &[Op] = &[
         want: Want::Statements(1 << B1, 0),
         next_ok: 1,
         next_fail: 4,
+        take_over: false,
     },
     Op {
         name: "Update +A1",
         want: Want::Statements(1 << B1 | 1 << A1, 1),
         next_ok: 3,
         next_fail: 2,
+        take_over: false,
     },
     Op {
         name: "Rollback",
         want: Want::Statements(1 << B1, 0),
         next_ok: 3,
         next_fail: 3,
+        take_over: false,
     },
     Op {
         name: "Delete",
         want: Want::Gone,
         next_ok: END,
         next_fail: END,
+        take_over: false,
     },
     Op {
         name: "Delete (create rolled back)",
         want: Want::Gone,
         next_ok: END,
         next_fail: END,
+        take_over: false,
     },
 ];
 
@@ -1333,12 +1438,14 @@ const SCRIPT_B_SHORT: &[Op] = &[
         want: Want::Statements(1 << B1, 0),
         next_ok: 1,
         next_fail: 1,
+        take_over: false,
     },
     Op {
         name: "Delete",
         want: Want::Gone,
         next_ok: END,
         next_fail: END,
+        take_over: false,
     },
 ];
 
@@ -1348,6 +1455,7 @@ const SCRIPT_B_CREATE: &[Op] = &[Op {
     want: Want::Statements(1 << B1, 0),
     next_ok: END,
     next_fail: END,
+    take_over: false,
 }];
 
 /// Owner B wanting Sid A1 as well: create only.
@@ -1356,6 +1464,7 @@ const SCRIPT_B_WANTS_A1: &[Op] = &[Op {
     want: Want::Statements(1 << A1, 0),
     next_ok: END,
     next_fail: END,
+    take_over: false,
 }];
 
 /// Owner C: create with Sid A1 too (refused while A holds it, then the rollback Delete).
@@ -1365,12 +1474,14 @@ const SCRIPT_C: &[Op] = &[
         want: Want::Statements(1 << C1 | 1 << A1, 0),
         next_ok: 1,
         next_fail: 1,
+        take_over: false,
     },
     Op {
         name: "Delete",
         want: Want::Gone,
         next_ok: END,
         next_fail: END,
+        take_over: false,
     },
 ];
 
@@ -1381,12 +1492,14 @@ const SCRIPT_WHOLE: &[Op] = &[
         want: Want::Whole(1 << W1, 0),
         next_ok: 1,
         next_fail: 1,
+        take_over: true,
     },
     Op {
         name: "Delete",
         want: Want::Gone,
         next_ok: END,
         next_fail: END,
+        take_over: false,
     },
 ];
 
