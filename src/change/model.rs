@@ -39,11 +39,17 @@
 //!   again: its grant is back with no stack resource behind it;
 //! - with no present owner the plan finishes only the last gone whole-policy owner, and
 //!   only while the live document is exactly its own: a stale writer that mixed in a
-//!   gone statement owner's statement leaves both grants there, owned by nobody.
+//!   gone statement owner's statement leaves both grants there, owned by nobody (and a
+//!   whole owner arriving after a statement owner is judged no takeover, so the
+//!   hand-written statements it replaces are not kept as its prior);
+//! - a write that timed out on the writer's side and lands later, after the writer
+//!   read again and found nothing to do, passes the precondition (the revision has not
+//!   moved) and puts back the stale view.
 //!
-//! The first and third close in the model with the two proposed fixes
-//! ([`World::undo_converges`], [`World::older_request_refused`]), on by default in the
-//! worlds that must hold every property.
+//! The first, third and last close in the model with the proposed fixes
+//! ([`World::undo_converges`], [`World::older_request_refused`],
+//! [`World::rewrite_after_unknown`]), on by default (the last where late writes are
+//! modelled) in the worlds that must hold every property.
 //!
 //! Not modelled: time (retired Sids are never pruned; budgets do not run out), SSM's
 //! several policies per parameter, the ledger being unreachable, adoption of owners
@@ -365,6 +371,14 @@ pub struct World {
     pub drifts: u8,
     /// Writes that land without a reply or are lost before landing, in one run.
     pub faults: u8,
+    /// A timed-out write may still land later, after its writer read again and moved on
+    /// (one such write in flight at a time, counted in `faults`).
+    pub late_writes: bool,
+    /// Proposed fix for late writes (guarded services): after an unknown outcome, the
+    /// writer's next round writes its plan even when the live policy already matches
+    /// it, so the revision moves past any late request of its own. (Assumes a write of
+    /// an unchanged policy gets a new revision.)
+    pub rewrite_after_unknown: bool,
     /// Proposed fix: the undo of a refused record keeps the Sids it asked for (and the
     /// previous record did not hold) as retired, even when there was no previous record
     /// (a gone record holding only them), and the refused change then converges like a
@@ -443,6 +457,8 @@ struct Proc {
     rev_fresh: bool,
     /// This request was refused: after converging it answers FAILED.
     refused: bool,
+    /// Its last write's outcome is unknown.
+    unknown: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -458,6 +474,9 @@ pub struct State {
     repairs_left: u8,
     /// Repairs triggered by out-of-band edits, not yet started.
     triggers: u8,
+    /// A write in flight whose writer gave up on it: the document, and whether the
+    /// revision it is guarded by is still the latest.
+    late: Option<(Doc, bool)>,
     /// A change was refused although no accepted owner held what it wanted.
     spurious_refusal: bool,
 }
@@ -470,6 +489,8 @@ pub enum Action {
     Write(usize, Outcome),
     /// Someone removes the live statement at this index out of band.
     Drift(usize),
+    /// A late write reaches the service.
+    LateWrite,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,6 +501,9 @@ pub enum Outcome {
     LandedNoReply,
     /// Never arrived: the writer does not know either.
     Lost,
+    /// Timed out on the writer's side, still on its way: it may land at any later step,
+    /// guarded by the revision its writer read ([`World::late_writes`]).
+    Late,
 }
 
 fn idle(pc: u8) -> Proc {
@@ -489,6 +513,7 @@ fn idle(pc: u8) -> Proc {
         cv_fresh: false,
         rev_fresh: false,
         refused: false,
+        unknown: false,
     }
 }
 
@@ -529,6 +554,7 @@ impl State {
     /// No request in flight, no repair running or owed.
     fn quiescent(&self, w: &World) -> bool {
         self.triggers == 0
+            && self.late.is_none()
             && self.procs.iter().enumerate().all(|(i, p)| {
                 if i == w.repairer() {
                     p.phase == Phase::Idle
@@ -548,6 +574,9 @@ impl State {
     }
     /// A change of the live policy: every read of it taken before is stale.
     fn bump_rev(&mut self) {
+        if let Some((_, fresh)) = &mut self.late {
+            *fresh = false;
+        }
         for p in &mut self.procs {
             p.rev_fresh = false;
         }
@@ -595,6 +624,7 @@ impl Model for World {
             drifts_left: self.drifts,
             repairs_left: self.repairs,
             triggers: 0,
+            late: None,
             spurious_refusal: false,
         }]
     }
@@ -620,10 +650,16 @@ impl Model for World {
                     if s.faults_left > 0 {
                         actions.push(Action::Write(i, Outcome::LandedNoReply));
                         actions.push(Action::Write(i, Outcome::Lost));
+                        if self.late_writes && s.late.is_none() {
+                            actions.push(Action::Write(i, Outcome::Late));
+                        }
                     }
                 }
                 _ => actions.push(Action::Step(i)),
             }
+        }
+        if s.late.is_some() {
+            actions.push(Action::LateWrite);
         }
         if s.drifts_left > 0 {
             for (k, st) in s.live.iter().enumerate() {
@@ -644,6 +680,13 @@ impl Model for World {
                 s.triggers += 1;
             }
             Action::Write(i, outcome) => self.write(&mut s, i, outcome),
+            Action::LateWrite => {
+                let (doc, fresh) = s.late.take().unwrap();
+                if fresh || !self.precondition {
+                    s.live = doc;
+                    s.bump_rev();
+                }
+            }
             Action::Step(i) => self.step(&mut s, i),
         }
         Some(s)
@@ -712,6 +755,7 @@ impl Model for World {
             Action::Step(i) => format!("{} step", self.actor(*i)),
             Action::Write(i, o) => format!("{} write ({o:?})", self.actor(*i)),
             Action::Drift(k) => format!("someone removes live[{k}] by hand"),
+            Action::LateWrite => "the late write lands (if its guard still holds)".to_string(),
         }
     }
 }
@@ -843,7 +887,8 @@ impl World {
                 });
                 let (doc, changed) = plan(&view, &s.live, removing, self.precondition);
                 s.procs[i].rev_fresh = true;
-                s.procs[i].phase = if changed {
+                let rewrite = self.rewrite_after_unknown && self.precondition && s.procs[i].unknown;
+                s.procs[i].phase = if changed || rewrite {
                     Phase::Write { view, doc }
                 } else {
                     Phase::Settle
@@ -878,13 +923,16 @@ impl World {
             unreachable!()
         };
         let guard_ok = !self.precondition || s.procs[i].rev_fresh;
-        if outcome != Outcome::Lost && guard_ok {
+        if outcome == Outcome::Late {
+            s.late = Some((doc.clone(), s.procs[i].rev_fresh));
+        } else if outcome != Outcome::Lost && guard_ok {
             s.live = doc.clone();
             s.bump_rev();
         }
         if outcome != Outcome::Replied {
             s.faults_left -= 1;
         }
+        s.procs[i].unknown = outcome != Outcome::Replied;
         s.procs[i].phase = match outcome {
             Outcome::Replied if guard_ok && self.precondition => Phase::Settle,
             Outcome::Replied if guard_ok => Phase::Check { view, doc },
@@ -1182,7 +1230,7 @@ fn trace(w: &World, path: stateright::Path<State, Action>) -> String {
         if let Some(a) = action {
             let who = match a {
                 Action::Step(i) | Action::Write(i, _) => phase_name(w, state, *i),
-                Action::Drift(_) => String::new(),
+                Action::Drift(_) | Action::LateWrite => String::new(),
             };
             let _ = writeln!(out, "  {:>2}. {} {}", k + 1, w.format_action(a), who);
             if let Some((next, _)) = steps.get(k + 1) {
@@ -1514,6 +1562,8 @@ fn guarded(name: &'static str, scripts: Vec<&'static [Op]>) -> World {
         repairs: 0,
         drifts: 0,
         faults: 1,
+        late_writes: false,
+        rewrite_after_unknown: false,
         undo_converges: true,
         older_request_refused: true,
     }
@@ -1711,6 +1761,55 @@ mod tests {
             },
             &[GONE_AT_REST, DELETED_BACK, EXACT],
             &[],
+        );
+    }
+
+    /// A write that timed out on the writer's side but is still on its way: the writer
+    /// reads again, finds nothing to do (the write has not landed yet) and settles;
+    /// then the write lands, its revision still the latest, and puts back the view it
+    /// was planned from. The precondition cannot tell it from a timely write.
+    #[test]
+    fn today_a_late_write_lands_after_its_writer_moved_on() {
+        check(
+            World {
+                name: "TODAY: one owner and a repair, a timed-out write lands late",
+                late_writes: true,
+                scripts: vec![SCRIPT_A_SHORT],
+                faults: 1,
+                ..with_repair()
+            },
+            &[GONE_AT_REST, DELETED_BACK, EXACT],
+            NO_CONFLICT,
+        );
+    }
+
+    /// The same world with the proposed fix holds.
+    #[test]
+    fn a_late_write_is_fenced_out_by_a_rewrite() {
+        check(
+            World {
+                name: "one owner and a repair, a late write, rewrite after an unknown outcome",
+                late_writes: true,
+                rewrite_after_unknown: true,
+                scripts: vec![SCRIPT_A_SHORT],
+                faults: 1,
+                ..with_repair()
+            },
+            &[],
+            NO_CONFLICT,
+        );
+        check(
+            World {
+                name: "two owners, late writes, rewrite after an unknown outcome",
+                late_writes: true,
+                rewrite_after_unknown: true,
+                scripts: vec![SCRIPT_A_SHORT, SCRIPT_B_SHORT],
+                faults: 1,
+                repairs: 0,
+                ..with_repair()
+            },
+            &[],
+            NO_CONFLICT,
         );
     }
 
