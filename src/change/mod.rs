@@ -6,6 +6,8 @@
 mod checks;
 pub mod converge;
 pub mod dry_run;
+#[cfg(test)]
+mod model;
 pub mod plan;
 
 use serde_json::{json, Value};
