@@ -27,29 +27,24 @@
 //! with no check after writing): the checker must find a counterexample there
 //! (`tests::the_old_protocol_resurrects_a_deleted_grant`), which shows it has teeth.
 //!
-//! What the model finds in today's executor (each kept as a `today_*` test that expects
-//! its counterexample, and fails once the gap is closed):
+//! What the model found, and how each gap closed (tests named `without_*` switch a fix
+//! off and expect its counterexample, so the checker keeps its teeth for each):
 //! - a refused record is in the ledger until its undo; a writer planning meanwhile
-//!   places the refused owner's statement, and nobody converges after the undo (a
-//!   refused Create's other Sids then even look hand-written to every plan): a grant
-//!   owned by nobody, for good;
-//! - a refused record, until its undo, counts against later records: a change is
-//!   refused for a Sid that no accepted owner holds;
-//! - a late duplicate delivery of a Create after the owner's Delete records it present
-//!   again: its grant is back with no stack resource behind it;
-//! - with no present owner the plan finishes only the last gone whole-policy owner, and
-//!   only while the live document is exactly its own: a stale writer that mixed in a
-//!   gone statement owner's statement leaves both grants there, owned by nobody (and a
-//!   whole owner arriving after a statement owner is judged no takeover, so the
-//!   hand-written statements it replaces are not kept as its prior);
-//! - a write that timed out on the writer's side and lands later, after the writer
-//!   read again and found nothing to do, passes the precondition (the revision has not
-//!   moved) and puts back the stale view.
-//!
-//! The first, third and last close in the model with the proposed fixes
-//! ([`World::undo_converges`], [`World::older_request_refused`],
-//! [`World::rewrite_after_unknown`]), on by default (the last where late writes are
-//! modelled) in the worlds that must hold every property.
+//!   places the refused owner's statement, and nobody converges after the undo. Closed
+//!   in the executor: the record is withdrawn with what it asked retired, and the target
+//!   converges ([`World::undo_converges`], `change::withdraw`);
+//! - a late duplicate delivery of a Create after the owner's Delete recorded it present
+//!   again. Closed: a gone record remembers the request that made it, and a duplicate
+//!   of that request is ignored ([`World::older_request_refused`]);
+//! - with no present owner the plan finished only the last gone whole-policy owner.
+//!   Closed in [`crate::change::plan`]: the mode the target was last in decides;
+//! - still open: a refused record, until its withdrawal, counts against later records
+//!   (a change may be refused for a Sid no accepted owner holds; retrying succeeds);
+//!   and a write that timed out on the writer's side and lands later, after the writer
+//!   read again and found nothing to do, passes the precondition. Writing again after
+//!   an unknown outcome ([`World::rewrite_after_unknown`]) closes it in the model, but
+//!   DynamoDB gives an identical document the same RevisionId, so the executor does not
+//!   rely on it: the next repair converges the target instead.
 //!
 //! Not modelled: time (retired Sids are never pruned; budgets do not run out), SSM's
 //! several policies per parameter, the ledger being unreachable, adoption of owners
@@ -1685,10 +1680,10 @@ mod tests {
     /// A refused record is in the ledger until its undo; a writer that plans meanwhile
     /// places the refused owner's statement, and nobody converges after the undo.
     #[test]
-    fn today_a_refused_record_leaves_its_statement_behind() {
+    fn without_withdraw_a_refused_record_leaves_its_statement_behind() {
         check(
             World {
-                name: "TODAY: refused change answers right after its undo",
+                name: "WITHOUT withdraw: refused change answers right after its undo",
                 undo_converges: false,
                 ..two_owners()
             },
@@ -1700,10 +1695,10 @@ mod tests {
     /// Three owners: the same leak when the refused record had no previous one (its
     /// undo deletes it, and its other Sids then look hand-written to every plan).
     #[test]
-    fn today_a_refused_create_leaves_its_other_sids_behind() {
+    fn without_withdraw_a_refused_create_leaves_its_other_sids_behind() {
         check(
             World {
-                name: "TODAY: three owners, a refused Create",
+                name: "WITHOUT withdraw: three owners, a refused Create",
                 undo_converges: false,
                 ..three()
             },
@@ -1733,10 +1728,10 @@ mod tests {
     /// Lambda delivers a Create again after the owner's Delete: the record makes the
     /// owner present again, and its grant comes back with no stack resource behind it.
     #[test]
-    fn today_a_late_duplicate_create_brings_a_deleted_owner_back() {
+    fn without_the_duplicate_check_a_late_create_brings_a_deleted_owner_back() {
         check(
             World {
-                name: "TODAY: a late duplicated Create",
+                name: "WITHOUT the duplicate check: a late duplicated Create",
                 older_request_refused: false,
                 ..duplicated()
             },
