@@ -13,8 +13,6 @@ scripts/check-docs does both.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -48,7 +46,10 @@ TOP_LEVEL_FILES = {"template.yaml", "Cargo.toml", "Cargo.lock", "samconfig.toml"
 # Commands a shell snippet may run besides the repository's own scripts.
 EXTERNAL_COMMANDS = {"aws", "sam", "cargo", "npm", "npx", "node", "python3", "pip", "sha256sum", "cd", "for",
                      "do", "done", "terraform", "rustup", "sed", "git", "export"}
-APPLY_DETAIL_TYPES = {"PutResourcePolicy", "DeleteResourcePolicy", "Reconcile"}
+# detail-types an apply request may have (src/eventbridge.rs `handle`); `Plan` is a dry run.
+APPLY_DETAIL_TYPES = {"PutResourcePolicy", "DeleteResourcePolicy", "Plan", "Reconcile"}
+# The source of the events the function sends (src/drift.rs), checked against what it sends.
+SENT_SOURCE = "resource-policy-provider"
 LOOPBACK_URL = re.compile(r"https?://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?")
 
 
@@ -332,13 +333,25 @@ def check_export_names(exports: set[str], docs: dict[str, Doc], report: Report, 
 
 
 def _known_props() -> set[str]:
-    """The request properties scripts/check-events knows (the product's, mirroring the
-    request parser)."""
-    loader = importlib.machinery.SourceFileLoader("check_events", str(ROOT / "scripts" / "check-events"))
-    spec = importlib.util.spec_from_loader("check_events", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return set(module.KNOWN_PROPS)
+    """The request properties the function accepts: the `KNOWN` list of src/request.rs
+    (anything else is refused there), so a property is documented once the parser has it."""
+    source = (ROOT / "src" / "request.rs").read_text()
+    block = re.search(r"const KNOWN: \[&str; \d+\] = \[(.*?)\];", source, re.S)
+    if block is None:
+        raise SystemExit("src/request.rs: no `const KNOWN` list of request properties")
+    return set(re.findall(r'"(\w+)"', block.group(1)))
+
+
+def _sent_events() -> dict[str, set[str]]:
+    """The events the function sends (source `resource-policy-provider`): each
+    detail-type in src/ (`.detail_type("...")`) with the detail keys its `json!` builds.
+    Only `ResourcePolicyDrift` (src/drift.rs `report`) carries a detail a reader acts on."""
+    source = (ROOT / "src" / "drift.rs").read_text()
+    body = source[source.index("async fn report("):]
+    body = body[:body.index("PutEventsRequestEntry")]
+    keys = set(re.findall(r'"(\w+)":', body))
+    types = set(re.findall(r'\.detail_type\("(\w+)"\)', source))
+    return {kind: keys for kind in types}
 
 
 def check_snippets(root: Path, docs: dict[str, Doc], exports: set[str], report: Report, lint: bool = True) -> None:
@@ -369,7 +382,16 @@ def check_snippets(root: Path, docs: dict[str, Doc], exports: set[str], report: 
                     continue
                 if isinstance(parsed, dict) and "Resources" in parsed:
                     templates.append((where, block.text))
-                if isinstance(parsed, dict) and "detail-type" in parsed:
+                if isinstance(parsed, dict) and parsed.get("source") == SENT_SOURCE:
+                    kind = parsed.get("detail-type")
+                    sent = _sent_events()
+                    if kind not in sent:
+                        report.error(where, f"the function sends no {kind!r} event (it sends {sorted(sent)})")
+                    else:
+                        unknown = set(parsed.get("detail") or {}) - sent[kind]
+                        if unknown:
+                            report.error(where, f"{kind} detail keys the function does not send: {sorted(unknown)}")
+                elif isinstance(parsed, dict) and "detail-type" in parsed:
                     kind = parsed["detail-type"]
                     if kind not in APPLY_DETAIL_TYPES:
                         report.error(where, f"detail-type {kind!r} is not one the function accepts")
@@ -658,6 +680,12 @@ BREAKS: list[tuple[str, str, Callable[[str], str], str]] = [
      lambda t: t.replace("| `RECONCILE_CONCURRENCY` |", "| `RECONCILE_PARALLELISM` |", 1), "RECONCILE_PARALLELISM"),
     ("a property the function does not accept", "README.md",
      lambda t: t.replace("| `Service` | optional:", "| `Servce` | optional:", 1), "Servce"),
+    ("a drift event key the function does not send", "docs/guardrails.md",
+     lambda t: t.replace('"Planned":', '"Plan":', 1), "['Plan']"),
+    ("a detail-type the function does not accept", "docs/guardrails.md",
+     lambda t: t.replace('"detail-type": "Plan"', '"detail-type": "DryRun"', 1), "'DryRun' is not one"),
+    ("a guard property the function does not accept", "docs/guardrails.md",
+     lambda t: t.replace('"TakeOver": true', '"Takeover": true', 1), "Takeover"),
     ("a layout entry that does not exist", "CONTRIBUTING.md",
      lambda t: t.replace("src/drift.rs ", "src/drifts.rs", 1), "src/drifts.rs"),
 ]

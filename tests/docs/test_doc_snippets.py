@@ -104,10 +104,7 @@ def test_terraform_invocation_payload_creates_the_policy(ministack, provider_sta
 
 
 # Terraform's aws_lambda_invocation (lifecycle_scope = "CRUD") adds `tf` at the top level
-# of the input; src/eventbridge.rs reads it from inside `detail`, so the destroy's input
-# is taken for a put. Strict: remove the mark once the function reads the top-level `tf`.
-@pytest.mark.xfail(strict=True, reason="the function reads tf from detail; Terraform adds it at the top "
-                                       "level of the input, so a destroy puts the policy again")
+# of the input; the function reads it there (src/eventbridge.rs), so a destroy removes.
 @pytest.mark.parametrize("block", INVOKE)
 def test_terraform_destroy_payload_removes_the_policy(ministack, provider_stack, aws, unique_name, block):
     """docs/terraform.md: on `terraform destroy` the function receives the last applied
