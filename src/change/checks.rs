@@ -92,28 +92,26 @@ pub fn takeover(
                 .filter(|(k, _)| k.as_str() != owner)
                 .flat_map(|(_, r)| r.holding.sids().into_iter().chain(r.retired.clone()))
                 .collect();
-            let statements = statements_of(live);
-            let foreign = statements.iter().any(|s| {
-                s.get("Sid")
-                    .and_then(Value::as_str)
-                    .is_none_or(|sid| !placed.iter().any(|p| p == sid))
-            });
-            if !foreign {
+            // What no owner placed: not another owner's Sid, not this owner's own
+            // statement (a writer may have put it there already).
+            let own = statements_of(want);
+            let foreign: Vec<Value> = statements_of(live)
+                .into_iter()
+                .filter(|s| {
+                    s.get("Sid")
+                        .and_then(Value::as_str)
+                        .is_none_or(|sid| !placed.iter().any(|p| p == sid))
+                        && !own.iter().any(|o| same_document(o, s))
+                })
+                .collect();
+            if foreign.is_empty() {
                 return Ok(None);
             }
             if take_over {
-                // What comes back on the Delete: the document less what owners placed
-                // (a gone owner's grant is never restored this way).
+                // What comes back on the Delete: only what no owner placed (a gone
+                // owner's grant, or this owner's own, is never restored this way).
                 let mut prior = live.clone();
-                let kept: Vec<Value> = statements
-                    .into_iter()
-                    .filter(|s| {
-                        s.get("Sid")
-                            .and_then(Value::as_str)
-                            .is_none_or(|sid| !placed.iter().any(|p| p == sid))
-                    })
-                    .collect();
-                prior["Statement"] = Value::Array(kept);
+                prior["Statement"] = Value::Array(foreign);
                 return Ok(Some(prior));
             }
             Err(format!(

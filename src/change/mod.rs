@@ -299,8 +299,8 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
         let refused = if switching {
             Some(
                 "switching between Policy and Statements on the same target is not done in \
-                 place; give the resource a new logical id (CloudFormation then creates the \
-                 new one and deletes the old)"
+                 place: remove the resource in one update and add it back with the other \
+                 mode in the next"
                     .to_string(),
             )
         } else {
@@ -450,7 +450,8 @@ async fn withdraw(
         Some(p) => {
             let mut p = p.clone();
             let keep = p.holding.sids();
-            p.retired.extend(asked.sids().into_iter().filter(|s| !keep.contains(s)));
+            p.retired
+                .extend(asked.sids().into_iter().filter(|s| !keep.contains(s)));
             p.retired.sort();
             p.retired.dedup();
             p.changed_at = crate::ledger::now_ms();
@@ -469,14 +470,21 @@ async fn withdraw(
         .into_record(version, crate::ledger::now_ms()),
     };
     let ledger = app.ledger();
-    if let Err(e) = ledger.undo(&target_id, &owner, version, Some(&restore)).await {
+    if let Err(e) = ledger
+        .undo(&target_id, &owner, version, Some(&restore))
+        .await
+    {
         warn!(error = %e, "could not withdraw the refused change's record from the ledger");
         return;
     }
     let Ok(Some(view)) = ledger.get(&target_id).await else {
         return;
     };
-    let slot = slot_for(change.target.service.key(), &owner, restore.holding.is_policy());
+    let slot = slot_for(
+        change.target.service.key(),
+        &owner,
+        restore.holding.is_policy(),
+    );
     let writer = Writer {
         target: &change.target,
         slot,

@@ -82,26 +82,19 @@ pub fn plan(
                 Some(r) if statements_first.is_none_or(|v| first_version < Some(v)) => whole(r),
                 _ if statements_first.is_some() => shared(view, live)?,
                 _ => {
-                    // No present owner: finish removing what gone owners held.
+                    // No present owner: finish removing what gone owners held. Their
+                    // Sids go first; then the last gone whole owner's policy goes (or
+                    // its prior comes back) if that is what is left.
+                    let left = shared(view, live)?;
                     let last_gone = view
                         .owners
                         .iter()
                         .filter(|(_, r)| !r.present && r.holding.is_policy())
                         .filter(|_| !owned_slots(service))
                         .max_by_key(|(_, r)| r.version);
-                    // The mode the target was last in decides: a whole policy that went
-                    // last goes; statements that went last go, and nothing else does.
-                    let last_statements = view
-                        .owners
-                        .values()
-                        .filter(|r| !r.present && !r.holding.is_policy())
-                        .map(|r| r.version)
-                        .max();
                     match last_gone {
-                        Some((k, r)) if last_statements.is_none_or(|v| r.version > v) => {
-                            gone_whole(r, live, removing == Some(k.as_str()))
-                        }
-                        _ => shared(view, live)?,
+                        Some((k, r)) => gone_whole(r, left.as_ref(), removing == Some(k.as_str())),
+                        None => left,
                     }
                 }
             }
@@ -201,6 +194,17 @@ fn shared(view: &View, live: Option<&Value>) -> Result<Option<Value>, PlanError>
         .flat_map(Record::removable_sids)
         .filter(|sid| !held.contains_key(sid))
         .collect();
+    // A gone whole-policy owner's statements go too (its policy was never shared).
+    let gone_whole: Vec<Value> = view
+        .owners
+        .values()
+        .filter(|r| !r.present)
+        .filter_map(|r| match &r.holding {
+            Holding::Policy(p) => statements_of(p).ok(),
+            Holding::Statements(_) => None,
+        })
+        .flatten()
+        .collect();
     let existing = match live {
         Some(l) => statements_of(l)?,
         None => Vec::new(),
@@ -220,6 +224,7 @@ fn shared(view: &View, live: Option<&Value>) -> Result<Option<Value>, PlanError>
                 }
             }
             Some(sid) if removable.contains(sid) => {}
+            _ if gone_whole.iter().any(|g| same_document(g, &s)) => {}
             _ => out.push(s),
         }
     }
@@ -253,11 +258,16 @@ pub fn refusal(view: &View, owner: &str) -> Option<String> {
     let mine = view.owners.get(owner).filter(|r| r.present)?;
     let service = view.service_key.as_deref().unwrap_or_default();
     // Only an owner that recorded first holds anything against this one, and never one
-    // of its own stack (a replacement under a new logical id takes over from it).
+    // of its own stack in the same mode (a replacement under a new logical id takes
+    // over from it; a switch between Policy and Statements is two updates).
     let others: Vec<(&String, &Record)> = view
         .present()
         .into_iter()
-        .filter(|(k, r)| k.as_str() != owner && r.version < mine.version && !same_stack(k, owner))
+        .filter(|(k, r)| {
+            k.as_str() != owner
+                && r.version < mine.version
+                && !(same_stack(k, owner) && r.holding.is_policy() == mine.holding.is_policy())
+        })
         .collect();
     let name = |k: &str| {
         crate::model::owner::Owner::parse(k)
@@ -477,7 +487,10 @@ mod tests {
         adopted.adopted = true;
         let v = view(vec![
             ("w", adopted),
-            ("n", rec(Holding::Statements(vec![st("N", "x:Get")]), false, 3)),
+            (
+                "n",
+                rec(Holding::Statements(vec![st("N", "x:Get")]), false, 3),
+            ),
         ]);
         let live = doc(&[st("Hand", "x:List"), st("N", "x:Get")]);
         let p = plan(&v, &Slot::Main, Some(&live), Some("n")).unwrap();

@@ -276,6 +276,15 @@ fn invalid(physical_id: String, why: InvalidRequest) -> Outcome {
     Outcome::failed(physical_id, format!("Invalid request: {why}"))
 }
 
+/// A custom resource cannot plan: its change set is the plan.
+fn dry_run_refused() -> InvalidRequest {
+    InvalidRequest::new(
+        "DryRun",
+        "DryRun is for apply requests (or a Plan request); a stack's change set shows what \
+         a custom resource would change",
+    )
+}
+
 /// The change a Create or Update asks for.
 fn change(req: &PolicyRequest, owner: &Owner, token: &str, not_found: NotFound) -> Change {
     Change {
@@ -303,6 +312,7 @@ async fn create(
 ) -> Outcome {
     let marker = physical_id::marker(request_id);
     let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::Yes) {
+        Ok(r) if r.dry_run => return invalid(marker, dry_run_refused()),
         Ok(r) => r,
         Err(why) => return invalid(marker, why),
     };
@@ -348,6 +358,7 @@ async fn update(
     budget: &Budget,
 ) -> Outcome {
     let req = match PolicyRequest::from_properties(props, &app.region, PolicyNeeded::Yes) {
+        Ok(r) if r.dry_run => return invalid(old.id.to_string(), dry_run_refused()),
         Ok(r) => r,
         Err(why) => return invalid(old.id.to_string(), why),
     };
