@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::services::Version;
-use crate::target::Target;
+use crate::model::target::Target;
 
 #[derive(Clone, Debug, Default)]
 pub struct Applied {

@@ -4,10 +4,10 @@
 
 use lambda_runtime::Diagnostic;
 
-use crate::apply::ApplyError;
+use crate::calls::apply::ApplyError;
 use crate::change::ChangeError;
 use crate::ledger::LedgerError;
-use crate::request::InvalidRequest;
+use crate::model::request::InvalidRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {

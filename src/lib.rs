@@ -2,21 +2,23 @@
 //! DynamoDB, Kinesis, X-Ray, Managed Prometheus and SSM, driven by CloudFormation
 //! custom resources and EventBridge.
 //!
-//! Data flows one way: [`event`] says what arrived, [`request`] validates it into one
-//! typed request, [`apply`] meets the [`services`] adapters through [`retry`] and
-//! [`propagation`] under the invocation's [`budget`], and the entry point
-//! ([`cloudformation`] or [`eventbridge`]) answers.
+//! Data flows one way (docs/ownership.md):
+//! - [`inbound`] classifies what arrived; its entry point (CloudFormation, apply
+//!   requests, CloudTrail, the function's own hand-offs) validates it into a [`model`]
+//!   request and turns it into one [`change::Change`];
+//! - [`change`] carries every change out in one place: it records it in the [`ledger`],
+//!   plans the target's document from every owner, asks the [`guard`], writes through
+//!   the [`services`] adapters with [`calls`] (retries, read-back, the time budget), and
+//!   settles;
+//! - [`repair`] checks targets against their owners' plan (CloudTrail, the reconcile)
+//!   through the same plan and writer;
+//! - the entry point answers in its own protocol.
 
 pub mod app;
-pub mod apply;
 pub mod attributes;
-pub mod budget;
+pub mod calls;
 pub mod change;
-pub mod cloudformation;
-pub mod drift;
 pub mod error;
-pub mod event;
-pub mod eventbridge;
 pub mod guard;
 pub mod http;
 pub mod inbound;
@@ -24,15 +26,13 @@ pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod model;
-pub mod policy;
-pub mod propagation;
-pub mod reconcile;
-pub mod request;
-pub mod retry;
+pub mod repair;
 pub mod services;
 pub mod settings;
-pub mod statements;
-pub mod target;
+
+// The nouns and calls under their old names: the public surface tests and tools use.
+pub use calls::{apply, budget, propagation, retry};
+pub use model::{policy, request, statements, target};
 
 use std::sync::Arc;
 
@@ -40,7 +40,8 @@ use serde_json::Value;
 
 pub use app::App;
 pub use error::InvocationError;
-use event::Inbound;
+use inbound::event::{self, Inbound};
+use inbound::{cloudformation, eventbridge};
 pub use http::{response_client, sdk_loader};
 
 /// One invocation: `raw` is the event text, `deadline_ms` Lambda's deadline.

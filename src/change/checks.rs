@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use crate::guard::{self, GuardSettings};
 use crate::ledger::{Holding, Record, View};
-use crate::policy::same_document;
-use crate::target::Target;
+use crate::model::policy::same_document;
+use crate::model::target::Target;
 
 /// The account a target lives in (X-Ray, which has no ARN: `fallback`).
 pub fn account_of(target: &Target, fallback: &str) -> String {

@@ -14,18 +14,18 @@ use tracing::{info, warn};
 use super::plan::{plan, Plan, Slot};
 use super::{ChangeError, Options};
 use crate::app::App;
-use crate::apply::ApplyError;
+use crate::calls::apply::ApplyError;
 use crate::attributes::Applied;
-use crate::budget::Budget;
+use crate::calls::budget::Budget;
 use crate::ledger::{Holding, LedgerError, View};
-use crate::policy::{same_document, Policy};
-use crate::propagation::{wait_until, PollPolicy};
-use crate::retry::{with_retries, NotFound, RetryError, RetryPolicy};
+use crate::model::policy::{same_document, Policy};
+use crate::calls::propagation::{wait_until, PollPolicy};
+use crate::calls::retry::{with_retries, NotFound, RetryError, RetryPolicy};
 use crate::services::{
     shows_put, Deleted, ErrorKind, Expected, Known, Landed, LivePolicy, PutInput, Service, Version,
 };
-use crate::statements::check_size;
-use crate::target::Target;
+use crate::model::statements::check_size;
+use crate::model::target::Target;
 
 /// What a converge may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,7 +369,7 @@ async fn write(
                     .delete(target, &live_known, None, &expected, &token)
             })
             .await
-            .map(|d: crate::retry::Attempted<Deleted>| (None, d.attempts))
+            .map(|d: crate::calls::retry::Attempted<Deleted>| (None, d.attempts))
         }
         Some(doc) => {
             let policy = Policy::from_document(doc.clone());

@@ -7,7 +7,7 @@ use super::converge::{converge, Mode, Writer};
 use super::plan::{refusal, Slot};
 use super::{account, checks, new_record, slot_for, target_request, Change, ChangeError};
 use crate::app::App;
-use crate::budget::Budget;
+use crate::calls::budget::Budget;
 use crate::guard;
 use crate::ledger::{now_ms, View};
 
@@ -75,7 +75,7 @@ pub async fn dry_run(app: &App, change: &Change, budget: &Budget) -> Result<Valu
     let takeover = if record.present && slot == Slot::Main {
         let live = super::converge::read_slot(app, &change.target, &view, &slot, budget)
             .await
-            .map_err(|e| ChangeError::Apply(crate::apply::ApplyError::from_write(e)))?;
+            .map_err(|e| ChangeError::Apply(crate::calls::apply::ApplyError::from_write(e)))?;
         let live: Option<Value> = live.and_then(|l| serde_json::from_str(&l.document).ok());
         match checks::takeover(&view, &owner, live.as_ref(), change.take_over) {
             Ok(Some(prior)) => {

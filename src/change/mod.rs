@@ -14,16 +14,16 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::apply::ApplyError;
+use crate::calls::apply::ApplyError;
 use crate::attributes::Applied;
-use crate::budget::Budget;
+use crate::calls::budget::Budget;
 use crate::ledger::{Holding, LedgerError, NewRecord, Record, View, ITEM_LIMIT};
 use crate::model::owner::Owner;
-use crate::policy::Policy;
-use crate::request::PolicyRequest;
-use crate::retry::NotFound;
-use crate::statements::Statements;
-use crate::target::Target;
+use crate::model::policy::Policy;
+use crate::model::request::PolicyRequest;
+use crate::calls::retry::NotFound;
+use crate::model::statements::Statements;
+use crate::model::target::Target;
 pub use checks::{guard_refusal, overridden};
 
 use converge::{converge, Mode, Writer};

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use crate::ledger::{Holding, Record, View};
-use crate::policy::same_document;
+use crate::model::policy::same_document;
 
 /// Which single policy document is being planned.
 #[derive(Clone, Debug, PartialEq, Eq)]

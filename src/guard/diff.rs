@@ -3,7 +3,7 @@
 //! `ResourcePolicyDrift` event both report it, in the same JSON shape.
 //!
 //! Statements are matched by Sid and compared by meaning
-//! ([`crate::policy::same_document`]), so a service's rewrites (key order, one-element
+//! ([`crate::model::policy::same_document`]), so a service's rewrites (key order, one-element
 //! lists, `:root` ARNs) are no change. A statement without a Sid has no name to match
 //! by: it is kept when the next document holds the same statement, otherwise removed
 //! (or, in the next document only, added). It is named `Statement[i]` by its place in
@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{label, sid, statements};
-use crate::policy::same_document;
+use crate::model::policy::same_document;
 
 /// Which statements a write adds, removes, changes or leaves alone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

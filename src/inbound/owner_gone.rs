@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use tracing::info;
 
 use crate::app::App;
-use crate::budget::Budget;
+use crate::calls::budget::Budget;
 use crate::change::{execute, target_request, Change, Options, Wanted};
 use crate::error::InvocationError;
 use crate::ledger::{now_ms, Holding};
 use crate::model::owner::Owner;
-use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
-use crate::retry::NotFound;
+use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
+use crate::calls::retry::NotFound;
 
 pub const DETAIL_TYPE: &str = "OwnerGone";
 

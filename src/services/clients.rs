@@ -11,8 +11,8 @@ use super::{
     aps, dynamodb, kinesis, ssm, xray, Deleted, Expected, Known, LivePolicy, PutInput, Service,
     ServiceError, Version,
 };
-use crate::policy::Policy;
-use crate::target::Target;
+use crate::model::policy::Policy;
+use crate::model::target::Target;
 
 /// One client per region, built on demand.
 struct RegionCache<C> {

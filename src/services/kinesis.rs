@@ -4,7 +4,7 @@
 
 use aws_sdk_kinesis::Client;
 
-use crate::target::{is_name, Resource};
+use crate::model::target::{is_name, Resource};
 
 use super::{
     classify, says_deleting, Deleted, ErrorKind, Expected, Facts, LivePolicy, PutInput,

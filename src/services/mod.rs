@@ -22,8 +22,8 @@ pub(crate) use error::{classify, says_deleting};
 pub use error::{ErrorKind, Landed, ServiceError};
 pub use version::{shows_put, Known, LivePolicy, Version};
 
-use crate::policy::Policy;
-use crate::target::Resource;
+use crate::model::policy::Policy;
+use crate::model::target::Resource;
 
 /// The five services, by the key used in the `Service` property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,8 +107,8 @@ impl Service {
         value: &str,
         region: &str,
         account: &str,
-    ) -> Result<crate::target::Target, String> {
-        use crate::target::Target;
+    ) -> Result<crate::model::target::Target, String> {
+        use crate::model::target::Target;
         match self {
             Service::XRay => Target::xray(value, region),
             Service::Aps => {

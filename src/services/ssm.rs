@@ -10,13 +10,13 @@
 use aws_config::retry::RetryConfig;
 use aws_sdk_ssm::Client;
 
-use crate::target::{is_name, Resource};
+use crate::model::target::{is_name, Resource};
 
 use super::{
     classify, Deleted, ErrorKind, Expected, Facts, Known, LivePolicy, PutInput, ServiceError,
     Version,
 };
-use crate::policy::Policy;
+use crate::model::policy::Policy;
 
 pub const FACTS: Facts = Facts {
     key: "ssm",

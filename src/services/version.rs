@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::policy::Policy;
+use crate::model::policy::Policy;
 
 /// The version a put returned, or a read shows.
 #[derive(Clone, Debug, PartialEq, Eq)]

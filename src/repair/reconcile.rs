@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::app::App;
-use crate::budget::Budget;
-use crate::drift::{check, Checked};
+use crate::calls::budget::Budget;
+use crate::inbound::cloudtrail::{check, Checked};
 use crate::error::InvocationError;
 use crate::ledger::{now_ms, Counts, WalkRefused};
 use crate::metrics;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::{sleep, timeout_at, Instant};
 use tracing::info;
 
-use crate::budget::Budget;
+use crate::calls::budget::Budget;
 use crate::services::{ErrorKind, LivePolicy, ServiceError, Version};
 use crate::settings::Settings;
 

@@ -11,7 +11,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::services::Known;
-use crate::target::Target;
+use crate::model::target::Target;
 
 const MARKER_PREFIX: &str = "resource-policy-provider:failed-create:";
 const DIGEST_PREFIX: &str = "digest:";

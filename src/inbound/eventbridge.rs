@@ -12,16 +12,17 @@ use serde_json::{json, Value};
 use tracing::{info, info_span, Instrument};
 
 use crate::app::App;
-use crate::budget::Budget;
+use crate::calls::budget::Budget;
 use crate::change::{execute, Change, Options, Wanted};
 use crate::error::InvocationError;
 use crate::inbound::owner_gone;
 use crate::ledger::Holding;
 use crate::model::owner::Owner;
-use crate::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
-use crate::retry::NotFound;
-use crate::statements::Statements;
-use crate::{drift, reconcile};
+use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
+use crate::calls::retry::NotFound;
+use crate::model::statements::Statements;
+use crate::inbound::cloudtrail as drift;
+use crate::repair::reconcile;
 
 fn text<'a>(event: &'a Value, key: &str) -> &'a str {
     event.get(key).and_then(Value::as_str).unwrap_or_default()
@@ -171,7 +172,7 @@ async fn apply(
         req.service_timeout,
         app.settings.response_reserve,
     );
-    let change = |wanted: Wanted, target: &crate::target::Target, not_found| Change {
+    let change = |wanted: Wanted, target: &crate::model::target::Target, not_found| Change {
         target: target.clone(),
         owner: owner.clone(),
         wanted,

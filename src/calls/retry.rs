@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::{sleep, timeout_at, Instant};
 use tracing::info;
 
-use crate::budget::Budget;
+use crate::calls::budget::Budget;
 use crate::services::{ErrorKind, Landed, ServiceError};
 use crate::settings::Settings;
 

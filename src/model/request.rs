@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::policy::Policy;
+use crate::model::policy::Policy;
 use crate::services::Service;
-use crate::statements::Statements;
-use crate::target::Target;
+use crate::model::statements::Statements;
+use crate::model::target::Target;
 
 /// Properties a request may carry. Anything else is refused, so a typo is not ignored.
 const KNOWN: [&str; 15] = [
