@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::services::Version;
 use crate::model::target::Target;
+use crate::services::Version;
 
 #[derive(Clone, Debug, Default)]
 pub struct Applied {

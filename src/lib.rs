@@ -40,9 +40,9 @@ use serde_json::Value;
 
 pub use app::App;
 pub use error::InvocationError;
+pub use http::{response_client, sdk_loader};
 use inbound::event::{self, Inbound};
 use inbound::{cloudformation, eventbridge};
-pub use http::{response_client, sdk_loader};
 
 /// One invocation: `raw` is the event text, `deadline_ms` Lambda's deadline.
 pub async fn handle(

@@ -6,12 +6,12 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::attributes::Applied;
 use crate::calls::budget::Budget;
-use crate::model::policy::Policy;
 use crate::calls::propagation::{wait_until, PollPolicy, WaitError};
-use crate::model::request::PolicyRequest;
 use crate::calls::retry::{with_retries, NotFound, RetryError, RetryPolicy};
-use crate::services::{shows_put, Deleted, Expected, Known, Landed, PutInput, ServiceError};
+use crate::model::policy::Policy;
+use crate::model::request::PolicyRequest;
 use crate::model::target::Target;
+use crate::services::{shows_put, Deleted, Expected, Known, Landed, PutInput, ServiceError};
 
 /// A change that did not take effect, by what is known of the service's state.
 #[derive(Clone, Debug, thiserror::Error)]

@@ -14,18 +14,18 @@ use tracing::{info, warn};
 use super::plan::{plan, Plan, Slot};
 use super::{ChangeError, Options};
 use crate::app::App;
-use crate::calls::apply::ApplyError;
 use crate::attributes::Applied;
+use crate::calls::apply::ApplyError;
 use crate::calls::budget::Budget;
-use crate::ledger::{Holding, LedgerError, View};
-use crate::model::policy::{same_document, Policy};
 use crate::calls::propagation::{wait_until, PollPolicy};
 use crate::calls::retry::{with_retries, NotFound, RetryError, RetryPolicy};
+use crate::ledger::{Holding, LedgerError, View};
+use crate::model::policy::{same_document, Policy};
+use crate::model::statements::check_size;
+use crate::model::target::Target;
 use crate::services::{
     shows_put, Deleted, ErrorKind, Expected, Known, Landed, LivePolicy, PutInput, Service, Version,
 };
-use crate::model::statements::check_size;
-use crate::model::target::Target;
 
 /// What a converge may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,14 +14,14 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::calls::apply::ApplyError;
 use crate::attributes::Applied;
+use crate::calls::apply::ApplyError;
 use crate::calls::budget::Budget;
+use crate::calls::retry::NotFound;
 use crate::ledger::{Holding, LedgerError, NewRecord, Record, View, ITEM_LIMIT};
 use crate::model::owner::Owner;
 use crate::model::policy::Policy;
 use crate::model::request::PolicyRequest;
-use crate::calls::retry::NotFound;
 use crate::model::statements::Statements;
 use crate::model::target::Target;
 pub use checks::{guard_refusal, overridden};

@@ -2,21 +2,18 @@
 //! taken from the event; the target is then checked against its owners' plan
 //! ([`crate::repair::check`]). A forged event can therefore at most cause a read.
 
-use std::time::Duration;
-
 use serde_json::{json, Map, Value};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::app::App;
 use crate::calls::budget::Budget;
 use crate::error::InvocationError;
 use crate::metrics;
+use crate::model::request::InvalidRequest;
+use crate::model::target::Target;
 use crate::repair::check::{check, Checked};
-use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
-use crate::calls::retry::NotFound;
 use crate::services::Service;
 use crate::settings::DriftMode;
-use crate::model::target::Target;
 
 /// What a CloudTrail event asks of the function.
 #[derive(Debug, PartialEq)]

@@ -13,15 +13,15 @@ use tracing::{info, info_span, Instrument};
 
 use crate::app::App;
 use crate::calls::budget::Budget;
+use crate::calls::retry::NotFound;
 use crate::change::{execute, Change, Options, Wanted};
 use crate::error::InvocationError;
+use crate::inbound::cloudtrail as drift;
 use crate::inbound::owner_gone;
 use crate::ledger::Holding;
 use crate::model::owner::Owner;
 use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
-use crate::calls::retry::NotFound;
 use crate::model::statements::Statements;
-use crate::inbound::cloudtrail as drift;
 use crate::repair::reconcile;
 
 fn text<'a>(event: &'a Value, key: &str) -> &'a str {

@@ -12,12 +12,12 @@ use tracing::info;
 
 use crate::app::App;
 use crate::calls::budget::Budget;
+use crate::calls::retry::NotFound;
 use crate::change::{execute, target_request, Change, Options, Wanted};
 use crate::error::InvocationError;
 use crate::ledger::{now_ms, Holding};
 use crate::model::owner::Owner;
 use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
-use crate::calls::retry::NotFound;
 
 pub const DETAIL_TYPE: &str = "OwnerGone";
 

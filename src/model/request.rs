@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::model::policy::Policy;
-use crate::services::Service;
 use crate::model::statements::Statements;
 use crate::model::target::Target;
+use crate::services::Service;
 
 /// Properties a request may carry. Anything else is refused, so a typo is not ignored.
 const KNOWN: [&str; 15] = [

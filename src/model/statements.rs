@@ -6,7 +6,6 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-
 /// Statements a request owns, each with a unique, non-empty `Sid`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Statements(Vec<Value>);

@@ -258,4 +258,3 @@ async fn report(
         }
     }
 }
-

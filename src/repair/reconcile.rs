@@ -22,10 +22,10 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::app::App;
 use crate::calls::budget::Budget;
-use crate::inbound::cloudtrail::{check, Checked};
 use crate::error::InvocationError;
 use crate::ledger::{now_ms, Counts, WalkRefused};
 use crate::metrics;
+use crate::repair::check::{check, Checked};
 use crate::services::Service;
 use crate::settings::DriftMode;
 

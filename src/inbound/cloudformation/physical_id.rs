@@ -10,8 +10,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::services::Known;
 use crate::model::target::Target;
+use crate::services::Known;
 
 const MARKER_PREFIX: &str = "resource-policy-provider:failed-create:";
 const DIGEST_PREFIX: &str = "digest:";
