@@ -48,7 +48,7 @@ EXTERNAL_COMMANDS = {"aws", "sam", "cargo", "npm", "npx", "node", "python3", "pi
                      "do", "done", "terraform", "rustup", "sed", "git", "export"}
 # detail-types an apply request may have (src/eventbridge.rs `handle`); `Plan` is a dry run.
 APPLY_DETAIL_TYPES = {"PutResourcePolicy", "DeleteResourcePolicy", "Plan", "Reconcile"}
-# The source of the events the function sends (src/drift.rs), checked against what it sends.
+# The source of the events the function sends (src/repair/check.rs), checked against what it sends.
 SENT_SOURCE = "resource-policy-provider"
 LOOPBACK_URL = re.compile(r"https?://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?")
 
@@ -335,7 +335,7 @@ def check_export_names(exports: set[str], docs: dict[str, Doc], report: Report, 
 def _known_props() -> set[str]:
     """The request properties the function accepts: the `KNOWN` list of src/request.rs
     (anything else is refused there), so a property is documented once the parser has it."""
-    source = (ROOT / "src" / "request.rs").read_text()
+    source = (ROOT / "src" / "model" / "request.rs").read_text()
     block = re.search(r"const KNOWN: \[&str; \d+\] = \[(.*?)\];", source, re.S)
     if block is None:
         raise SystemExit("src/request.rs: no `const KNOWN` list of request properties")
@@ -345,8 +345,8 @@ def _known_props() -> set[str]:
 def _sent_events() -> dict[str, set[str]]:
     """The events the function sends (source `resource-policy-provider`): each
     detail-type in src/ (`.detail_type("...")`) with the detail keys its `json!` builds.
-    Only `ResourcePolicyDrift` (src/drift.rs `report`) carries a detail a reader acts on."""
-    source = (ROOT / "src" / "drift.rs").read_text()
+    Only `ResourcePolicyDrift` (src/repair/check.rs `report`) carries a detail a reader acts on."""
+    source = (ROOT / "src" / "repair" / "check.rs").read_text()
     body = source[source.index("async fn report("):]
     body = body[:body.index("PutEventsRequestEntry")]
     keys = set(re.findall(r'"(\w+)":', body))
@@ -687,7 +687,7 @@ BREAKS: list[tuple[str, str, Callable[[str], str], str]] = [
     ("a guard property the function does not accept", "docs/guardrails.md",
      lambda t: t.replace('"TakeOver": true', '"Takeover": true', 1), "Takeover"),
     ("a layout entry that does not exist", "CONTRIBUTING.md",
-     lambda t: t.replace("src/drift.rs ", "src/drifts.rs", 1), "src/drifts.rs"),
+     lambda t: t.replace("src/repair/check.rs", "src/repair/checks.rs", 1), "src/repair/checks.rs"),
 ]
 
 
