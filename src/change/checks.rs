@@ -67,6 +67,7 @@ pub fn takeover(
     owner: &str,
     live: Option<&Value>,
     take_over: bool,
+    held_before: &[String],
 ) -> Result<Option<Value>, String> {
     let Some(mine) = view.owners.get(owner) else {
         return Ok(None);
@@ -135,8 +136,12 @@ pub fn takeover(
                 )
                 .collect();
             let live_statements = statements_of(live);
+            // Only a Sid new to this owner can take over someone else's statement.
             for want in list {
                 let sid = want.get("Sid").and_then(Value::as_str).unwrap_or_default();
+                if held_before.iter().any(|h| h == sid) {
+                    continue;
+                }
                 let by_hand = live_statements.iter().find(|s| {
                     s.get("Sid").and_then(Value::as_str) == Some(sid) && !same_document(s, want)
                 });

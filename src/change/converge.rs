@@ -246,6 +246,9 @@ pub async fn converge(
                     warn!(error = %e, "could not prune the target's gone owners");
                 }
             }
+            if target.service == Service::Ssm && w.slot == Slot::Main {
+                sweep_ssm_copies(app, target, &latest, w.token).await;
+            }
             out.view = latest;
             return Ok(out);
         }
@@ -338,6 +341,54 @@ fn statements(doc: &Value) -> Vec<Value> {
         Some(Value::Array(a)) => a.clone(),
         Some(one @ Value::Object(_)) => vec![one.clone()],
         _ => Vec::new(),
+    }
+}
+
+/// SSM keeps several policies per parameter: a shared policy made twice by writers that
+/// raced (or whose answer was lost) leaves a copy holding nothing but Sids the owners
+/// placed. Every such copy besides the recorded one goes, so SSM never accumulates.
+async fn sweep_ssm_copies(app: &App, target: &Target, view: &View, token: &str) {
+    let Some(shared) = &view.shared_policy_id else {
+        return;
+    };
+    let placed: Vec<String> = view
+        .owners
+        .values()
+        .flat_map(|r| r.holding.sids().into_iter().chain(r.retired.clone()))
+        .collect();
+    let Ok(all) = app.clients.read_all(target).await else {
+        return;
+    };
+    for copy in all {
+        let Version::Ssm { policy_id, .. } = &copy.version else {
+            continue;
+        };
+        if policy_id == shared {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_str::<Value>(&copy.document) else {
+            continue;
+        };
+        let list = statements(&doc);
+        let ours = !list.is_empty()
+            && list.iter().all(|s| {
+                s.get("Sid")
+                    .and_then(Value::as_str)
+                    .is_some_and(|sid| placed.iter().any(|p| p == sid))
+            });
+        if !ours {
+            continue;
+        }
+        info!(policy_id = %policy_id, "removing a second copy of the shared SSM policy");
+        let known = copy.version.known();
+        let expected = Expected::Version(copy.version.clone());
+        if let Err(e) = app
+            .clients
+            .delete(target, &known, None, &expected, token)
+            .await
+        {
+            warn!(error = %e, "could not remove a copy of the shared SSM policy; the next change or repair does");
+        }
     }
 }
 

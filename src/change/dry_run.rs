@@ -77,7 +77,12 @@ pub async fn dry_run(app: &App, change: &Change, budget: &Budget) -> Result<Valu
             .await
             .map_err(|e| ChangeError::Apply(crate::calls::apply::ApplyError::from_write(e)))?;
         let live: Option<Value> = live.and_then(|l| serde_json::from_str(&l.document).ok());
-        match checks::takeover(&view, &owner, live.as_ref(), change.take_over) {
+        let held_before: Vec<String> = previous
+            .as_ref()
+            .filter(|p| p.present)
+            .map(|p| p.holding.sids())
+            .unwrap_or_default();
+        match checks::takeover(&view, &owner, live.as_ref(), change.take_over, &held_before) {
             Ok(Some(prior)) => {
                 if let Some(r) = view.owners.get_mut(&owner) {
                     r.prior = Some(prior);

@@ -390,16 +390,23 @@ async fn prepare(
     let slot = slot_for(change.target.service.key(), owner, mine.holding.is_policy());
     let kept = previous.and_then(|p| p.prior.clone());
     let first = previous.is_none() && !change.existing;
-    if slot != Slot::Main || (!first && kept.is_none()) {
+    // Statements: every put judges the Sids new to this owner; a whole policy: its
+    // first put only.
+    let judge = first || !mine.holding.is_policy();
+    if slot != Slot::Main || (!judge && kept.is_none()) {
         return Ok(());
     }
-    let prior = if first {
+    let held_before: Vec<String> = previous
+        .filter(|p| p.present)
+        .map(|p| p.holding.sids())
+        .unwrap_or_default();
+    let prior = if judge {
         let live = converge::read_slot(app, &change.target, view, &slot, budget)
             .await
             .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
         let live: Option<Value> = live.and_then(|l| serde_json::from_str(&l.document).ok());
-        match checks::takeover(view, owner, live.as_ref(), change.take_over) {
-            Ok(taken) => taken,
+        match checks::takeover(view, owner, live.as_ref(), change.take_over, &held_before) {
+            Ok(taken) => taken.or(kept),
             Err(why) => {
                 withdraw(app, change, version, previous, budget).await;
                 return Err(ChangeError::Refused(why));
@@ -431,11 +438,36 @@ fn too_large(view: &View) -> Option<String> {
     })
 }
 
+/// The Sids `asked` names that the live policy holds with another statement.
+fn others_in(live: Option<&Value>, asked: &Holding) -> Vec<String> {
+    let Holding::Statements(list) = asked else {
+        return Vec::new();
+    };
+    let live: Vec<Value> = match live.and_then(|l| l.get("Statement")) {
+        Some(Value::Array(a)) => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => Vec::new(),
+    };
+    list.iter()
+        .filter_map(|want| {
+            let sid = want.get("Sid").and_then(Value::as_str)?;
+            live.iter()
+                .any(|s| {
+                    s.get("Sid").and_then(Value::as_str) == Some(sid)
+                        && !crate::policy::same_document(s, want)
+                })
+                .then(|| sid.to_string())
+        })
+        .collect()
+}
+
 /// Withdraws a refused (or failed, nothing written) record: the owner's previous
 /// record comes back, and what the withdrawn record asked for that the previous one
-/// did not is retired, because another writer may have planned from it meanwhile. Then
-/// the target converges like a repair, so nothing that writer placed stays unowned. A
-/// failure here is logged: the next repair converges the same way.
+/// did not is retired, because another writer may have planned from it meanwhile
+/// (but not a Sid the live policy holds with someone else's statement: that was never
+/// this owner's). Then the target converges like a repair, so nothing that writer
+/// placed stays unowned. A failure here is logged: the next repair converges the same
+/// way.
 async fn withdraw(
     app: &App,
     change: &Change,
@@ -446,12 +478,31 @@ async fn withdraw(
     let target_id = change.target.display_id();
     let owner = change.owner.key();
     let asked = new_record(change).holding;
+    let slot = slot_for(change.target.service.key(), &owner, asked.is_policy());
+    let ledger = app.ledger();
+    let view = ledger
+        .get(&target_id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let live = converge::read_slot(app, &change.target, &view, &slot, budget)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| serde_json::from_str::<Value>(&l.document).ok());
+    let others = others_in(live.as_ref(), &asked);
+    let mine = |sid: &String| !others.contains(sid);
     let restore = match previous {
         Some(p) => {
             let mut p = p.clone();
             let keep = p.holding.sids();
-            p.retired
-                .extend(asked.sids().into_iter().filter(|s| !keep.contains(s)));
+            p.retired.extend(
+                asked
+                    .sids()
+                    .into_iter()
+                    .filter(|s| !keep.contains(s) && mine(s)),
+            );
             p.retired.sort();
             p.retired.dedup();
             p.changed_at = crate::ledger::now_ms();
@@ -460,7 +511,18 @@ async fn withdraw(
         // Never held anything: a gone record of what it asked, so every writer removes
         // whatever of it a concurrent plan put there.
         None => NewRecord {
-            holding: asked,
+            holding: match asked {
+                Holding::Statements(list) => Holding::Statements(
+                    list.into_iter()
+                        .filter(|st| {
+                            st.get("Sid")
+                                .and_then(Value::as_str)
+                                .is_none_or(|sid| mine(&sid.to_string()))
+                        })
+                        .collect(),
+                ),
+                whole => whole,
+            },
             present: false,
             policy_id: None,
             prior: None,
@@ -469,7 +531,6 @@ async fn withdraw(
         }
         .into_record(version, crate::ledger::now_ms()),
     };
-    let ledger = app.ledger();
     if let Err(e) = ledger
         .undo(&target_id, &owner, version, Some(&restore))
         .await
@@ -480,11 +541,6 @@ async fn withdraw(
     let Ok(Some(view)) = ledger.get(&target_id).await else {
         return;
     };
-    let slot = slot_for(
-        change.target.service.key(),
-        &owner,
-        restore.holding.is_policy(),
-    );
     let writer = Writer {
         target: &change.target,
         slot,

@@ -848,6 +848,7 @@ impl World {
                     &owner_key(owner),
                     doc_json(&s.live).as_ref(),
                     op.take_over,
+                    &[],
                 );
                 s.procs[i].phase = match judged {
                     Err(_) => Phase::Undo {

@@ -194,11 +194,12 @@ fn shared(view: &View, live: Option<&Value>) -> Result<Option<Value>, PlanError>
         .flat_map(Record::removable_sids)
         .filter(|sid| !held.contains_key(sid))
         .collect();
-    // A gone whole-policy owner's statements go too (its policy was never shared).
+    // A gone whole-policy owner's statements go too (its policy was never shared); one
+    // adopted from before the ledger only while the live policy is exactly its own.
     let gone_whole: Vec<Value> = view
         .owners
         .values()
-        .filter(|r| !r.present)
+        .filter(|r| !r.present && !r.adopted)
         .filter_map(|r| match &r.holding {
             Holding::Policy(p) => statements_of(p).ok(),
             Holding::Statements(_) => None,

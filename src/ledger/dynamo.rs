@@ -344,7 +344,9 @@ impl DynamoLedger {
             .key("target", s(target_id))
             .expression_attribute_names("#o", format!("{OWNER}{owner}"))
             .expression_attribute_names("#v", format!("{VERSION}{owner}"))
-            .update_expression("SET #o.prior = :p")
+            // `prior` is one of DynamoDB's reserved words.
+            .expression_attribute_names("#p", "prior")
+            .update_expression("SET #o.#p = :p")
             .condition_expression("#v = :ver")
             .expression_attribute_values(":p", s(prior.to_string()))
             .expression_attribute_values(":ver", n(version))

@@ -104,6 +104,19 @@ pub async fn check(
     caller: Option<&str>,
     budget: &Budget,
 ) -> Checked {
+    check_with(app, view, token, caller, budget, true).await
+}
+
+/// [`check`]; `ask_stacks`: before writing anything back, ask CloudFormation whether
+/// the owners' stack resources still exist (once per check).
+async fn check_with(
+    app: &App,
+    view: &View,
+    token: &str,
+    caller: Option<&str>,
+    budget: &Budget,
+    ask_stacks: bool,
+) -> Checked {
     if view.owners.is_empty() {
         return Checked::Unmanaged;
     }
@@ -142,6 +155,13 @@ pub async fn check(
             continue;
         };
         info!(target = %view.target_id, ?slot, "drift: the live policy differs from its owners' plan");
+        // A stack resource that is gone is never restored: its owner is recorded gone
+        // and the target checked again.
+        if ask_stacks {
+            if let Some(after) = super::stacks::without_deleted_stacks(app, view).await {
+                return Box::pin(check_with(app, &after, token, caller, budget, false)).await;
+            }
+        }
         let owned: Vec<String> = view
             .owners
             .values()

@@ -46,6 +46,7 @@ pub struct Clients {
     ssm: RegionCache<aws_sdk_ssm::Client>,
     lambda: RegionCache<aws_sdk_lambda::Client>,
     events: RegionCache<aws_sdk_eventbridge::Client>,
+    cloudformation: RegionCache<aws_sdk_cloudformation::Client>,
 }
 
 macro_rules! regional_client {
@@ -80,6 +81,7 @@ impl Clients {
             ssm: RegionCache::new(),
             lambda: RegionCache::new(),
             events: RegionCache::new(),
+            cloudformation: RegionCache::new(),
         }
     }
 
@@ -92,6 +94,8 @@ impl Clients {
     regional_client!(lambda, with_lambda, aws_sdk_lambda);
     // Detect mode's ResourcePolicyDrift events.
     regional_client!(events, with_events, aws_sdk_eventbridge);
+    // Whether a CloudFormation owner's stack resource still exists (repairs).
+    regional_client!(cloudformation, with_cloudformation, aws_sdk_cloudformation);
 
     /// Attaches the policy; returns the version the service reports.
     pub async fn put(

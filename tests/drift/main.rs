@@ -108,7 +108,10 @@ async fn world_with(faults: Option<Value>) -> World {
     });
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&invoke_rule]);
     let kinesis = aws_sdk_kinesis::Client::new(&config(aws_url).await);
+    // Stacks (for whether an owner's stack resource still exists) live on moto.
+    let cloudformation = aws_sdk_cloudformation::Client::new(&config(moto.url.clone()).await);
     let clients = Clients::new(config(server.url.clone()).await)
+        .with_cloudformation("us-east-1", cloudformation)
         .with_kinesis("us-east-1", kinesis)
         .with_dynamodb("us-east-1", ddb)
         .with_lambda("us-east-1", lambda);

@@ -77,8 +77,11 @@ async fn app_at(
     });
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&rule]);
     let kinesis = aws_sdk_kinesis::Client::new(&config(aws_url.to_string()).await);
+    // Stacks live on moto (behind any proxy: it forwards CloudFormation unchanged).
+    let cloudformation = aws_sdk_cloudformation::Client::new(&config(aws_url.to_string()).await);
     let clients =
         resource_policy_provider::services::Clients::new(config(server_url.to_string()).await)
+            .with_cloudformation("us-east-1", cloudformation)
             .with_kinesis("us-east-1", kinesis)
             .with_dynamodb("us-east-1", ddb)
             .with_lambda("us-east-1", lambda);
@@ -1242,7 +1245,7 @@ async fn ssm_shared_statements_never_grow_past_one_managed_policy() {
         .await
         .unwrap();
     let target = json!({"ResourceArn": arn});
-    let s = |sid: &str| json!({"Sid": sid, "Effect": "Allow", "Principal": "*", "Action": "ssm:GetParameter", "Resource": arn});
+    let s = |sid: &str| json!({"Sid": sid, "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "ssm:GetParameter", "Resource": arn});
     ok(&create(
         &w,
         "s1",
@@ -1354,7 +1357,7 @@ async fn ssm_statement_owners_created_together_make_one_managed_policy() {
         let props = with(
             &target,
             "Statements",
-            json!([{"Sid": format!("S{i}"), "Effect": "Allow", "Principal": "*", "Action": "ssm:GetParameter", "Resource": arn}]),
+            json!([{"Sid": format!("S{i}"), "Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "ssm:GetParameter", "Resource": arn}]),
         );
         runs.spawn(async move { create(&w, &format!("stack-{i}"), "Grant", &props).await });
     }
@@ -1937,7 +1940,9 @@ async fn two_deployments_fighting_over_one_target_stop_repairing_and_name_each_o
     .await;
 
     let one = json!({"PolicyName": "seq11", "Policy": doc(&[st("One", "xray:PutTraceSegments")])});
-    let two = json!({"PolicyName": "seq11", "Policy": doc(&[st("Two", "xray:GetSamplingRules")])});
+    // The second deployment takes over what the first wrote (its ledger does not know
+    // it): without TakeOver it would be refused, which is the guardrail, not the fight.
+    let two = json!({"PolicyName": "seq11", "Policy": doc(&[st("Two", "xray:GetSamplingRules")]), "TakeOver": "true"});
     ok(&cfn_via(&w, &w.app, "first", "Tracing", "Create", &one, None, None).await);
     ok(&cfn_via(&w, &app2, "second", "Tracing", "Create", &two, None, None).await);
     let ev = |caller: &str| xray_trail_by("seq11", caller);
@@ -2284,4 +2289,103 @@ async fn eight_owners_on_one_table_under_the_update_lock_all_succeed_in_three_wr
     let v = row(&w, TABLE_ARN).await.unwrap();
     assert_eq!(v.present().len(), 8);
     assert!(v.owners.values().all(|r| r.settled), "{v:?}");
+}
+
+/// The contract's last word on removal: a repair never restores a grant whose stack
+/// resource no longer exists (its stack deleted with the resource retained, so no Delete
+/// ever came). An owner whose stack resource still exists is restored as before.
+#[tokio::test]
+async fn a_repair_does_not_restore_a_stack_resource_that_no_longer_exists() {
+    let w = plain().await;
+    let cfn = w.app.clients.cloudformation("us-east-1");
+    // A live stack with a resource "Kept" (moto's CloudFormation).
+    let template = json!({"Resources": {"Kept": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": format!("kept-{}", unique())}}}});
+    let live_stack = cfn
+        .create_stack()
+        .stack_name(format!("live-{}", &unique()[..8]))
+        .template_body(template.to_string())
+        .send()
+        .await
+        .expect("moto's CloudFormation makes the stack")
+        .stack_id()
+        .unwrap()
+        .to_string();
+    let props = |name: &str, sid: &str| json!({"PolicyName": name, "Policy": doc(&[st(sid, "xray:PutTraceSegments")])});
+    // Owner 1: the live stack's resource. Owner 2: a stack that does not exist any more.
+    for (stack_id, logical, name) in [
+        (live_stack.as_str(), "Kept", "seq-stack-kept"),
+        (
+            "arn:aws:cloudformation:us-east-1:123456789012:stack/deleted-retained/0000",
+            "Old",
+            "seq-stack-gone",
+        ),
+    ] {
+        let path = format!("stack-{name}");
+        let mut e = cfn_event(
+            &w,
+            &path,
+            "x",
+            logical,
+            "Create",
+            &props(name, "Grant"),
+            None,
+            None,
+        );
+        e["StackId"] = json!(stack_id);
+        handle(
+            w.app.clone(),
+            &w.http,
+            &e.to_string(),
+            deadline_in(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.rec.received(&path)[0].body["Status"], "SUCCESS");
+        // Out of band, the policy is deleted.
+        w.app
+            .clients
+            .xray("us-east-1")
+            .delete_resource_policy()
+            .policy_name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    let kept = w
+        .invoke(
+            &xray_trail("seq-stack-kept", "DeleteResourcePolicy"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept["Status"], "REPAIRED", "{kept}");
+    assert!(
+        w.xray_document("seq-stack-kept").await.is_some(),
+        "restored"
+    );
+    let gone = w
+        .invoke(
+            &xray_trail("seq-stack-gone", "DeleteResourcePolicy"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone["Status"], "IN_SYNC", "{gone}");
+    assert_eq!(
+        w.xray_document("seq-stack-gone").await,
+        None,
+        "not restored"
+    );
+    let row = w
+        .ledger()
+        .get("xray:us-east-1:policy/seq-stack-gone")
+        .await
+        .unwrap()
+        .unwrap();
+    let owner = "cfn:arn:aws:cloudformation:us-east-1:123456789012:stack/deleted-retained/0000/Old";
+    assert!(
+        !row.owners[owner].present,
+        "recorded gone: {:?}",
+        row.owners
+    );
 }
