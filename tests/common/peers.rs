@@ -251,3 +251,47 @@ impl Peer {
             .unwrap_or(0)
     }
 }
+
+/// CloudFormation as the drift tests need it: every stack resource exists, except
+/// those of a stack whose name starts with `deleted-` (a stack deleted with its
+/// resources retained: CloudFormation no longer knows it).
+pub fn stacks() -> aws_sdk_cloudformation::Client {
+    use aws_sdk_cloudformation::operation::describe_stack_resource::DescribeStackResourceOutput;
+    use aws_sdk_cloudformation::types::{ResourceStatus, StackResourceDetail};
+    use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    let rule = mock!(aws_sdk_cloudformation::Client::describe_stack_resource)
+        .then_compute_response(|r| {
+            let stack = r.stack_name().unwrap_or_default().to_string();
+            let logical = r.logical_resource_id().unwrap_or_default().to_string();
+            if stack
+                .split(':')
+                .nth(5)
+                .is_some_and(|s| s.starts_with("stack/deleted-"))
+            {
+                let body = format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code>\
+                     <Message>Stack with id {stack} does not exist</Message></Error>\
+                     <RequestId>1</RequestId></ErrorResponse>"
+                );
+                return MockResponse::Http(HttpResponse::new(
+                    StatusCode::try_from(400).unwrap(),
+                    SdkBody::from(body),
+                ));
+            }
+            let detail = StackResourceDetail::builder()
+                .logical_resource_id(logical)
+                .resource_type("Custom::ResourcePolicy")
+                .resource_status(ResourceStatus::CreateComplete)
+                .last_updated_timestamp(aws_smithy_types::DateTime::from_secs(0))
+                .build();
+            MockResponse::Output(
+                DescribeStackResourceOutput::builder()
+                    .stack_resource_detail(detail)
+                    .build(),
+            )
+        });
+    mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&rule])
+}

@@ -108,8 +108,8 @@ async fn world_with(faults: Option<Value>) -> World {
     });
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&invoke_rule]);
     let kinesis = aws_sdk_kinesis::Client::new(&config(aws_url).await);
-    // Stacks (for whether an owner's stack resource still exists) live on moto.
-    let cloudformation = aws_sdk_cloudformation::Client::new(&config(moto.url.clone()).await);
+    // Whether an owner's stack resource still exists: yes, but for deleted stacks.
+    let cloudformation = peers::stacks();
     let clients = Clients::new(config(server.url.clone()).await)
         .with_cloudformation("us-east-1", cloudformation)
         .with_kinesis("us-east-1", kinesis)

@@ -77,8 +77,8 @@ async fn app_at(
     });
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&rule]);
     let kinesis = aws_sdk_kinesis::Client::new(&config(aws_url.to_string()).await);
-    // Stacks live on moto (behind any proxy: it forwards CloudFormation unchanged).
-    let cloudformation = aws_sdk_cloudformation::Client::new(&config(aws_url.to_string()).await);
+    // Whether an owner's stack resource still exists: yes, but for deleted stacks.
+    let cloudformation = peers::stacks();
     let clients =
         resource_policy_provider::services::Clients::new(config(server_url.to_string()).await)
             .with_cloudformation("us-east-1", cloudformation)
@@ -2297,23 +2297,11 @@ async fn eight_owners_on_one_table_under_the_update_lock_all_succeed_in_three_wr
 #[tokio::test]
 async fn a_repair_does_not_restore_a_stack_resource_that_no_longer_exists() {
     let w = plain().await;
-    let cfn = w.app.clients.cloudformation("us-east-1");
-    // A live stack with a resource "Kept" (moto's CloudFormation).
-    let template = json!({"Resources": {"Kept": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": format!("kept-{}", unique())}}}});
-    let live_stack = cfn
-        .create_stack()
-        .stack_name(format!("live-{}", &unique()[..8]))
-        .template_body(template.to_string())
-        .send()
-        .await
-        .expect("moto's CloudFormation makes the stack")
-        .stack_id()
-        .unwrap()
-        .to_string();
+    let live_stack = "arn:aws:cloudformation:us-east-1:123456789012:stack/live/1111";
     let props = |name: &str, sid: &str| json!({"PolicyName": name, "Policy": doc(&[st(sid, "xray:PutTraceSegments")])});
     // Owner 1: the live stack's resource. Owner 2: a stack that does not exist any more.
     for (stack_id, logical, name) in [
-        (live_stack.as_str(), "Kept", "seq-stack-kept"),
+        (live_stack, "Kept", "seq-stack-kept"),
         (
             "arn:aws:cloudformation:us-east-1:123456789012:stack/deleted-retained/0000",
             "Old",
