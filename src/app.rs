@@ -33,4 +33,32 @@ impl App {
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
+
+    /// Invokes this function asynchronously with `event`, on the version running now
+    /// (Lambda retries a failed asynchronous invocation, then keeps it in the dead-letter
+    /// queue). `why` says what must continue, for the error.
+    pub async fn invoke_self(&self, event: &serde_json::Value, why: &str) -> Result<(), String> {
+        let Some(name) = &self.settings.function_name else {
+            return Err(format!(
+                "{why} must continue in a fresh invocation, but the function's name is \
+                 unknown (AWS_LAMBDA_FUNCTION_NAME)"
+            ));
+        };
+        self.clients
+            .lambda(&self.region)
+            .invoke()
+            .function_name(name)
+            .set_qualifier(self.settings.function_version.clone())
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "{why} could not continue (lambda:InvokeFunction): {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )
+            })
+    }
 }

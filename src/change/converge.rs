@@ -80,6 +80,19 @@ fn not_applied(reason: String) -> ChangeError {
     })
 }
 
+/// The ledger's latest item, to plan again from (`view` if the target left it).
+async fn again_from(
+    ledger: &crate::ledger::Ledger,
+    view: View,
+    wrote: bool,
+) -> Result<View, ChangeError> {
+    Ok(ledger
+        .get(&view.target_id)
+        .await
+        .map_err(ledger_err(wrote))?
+        .unwrap_or(view))
+}
+
 /// Whether a write's failure calls for reading and planning again rather than giving
 /// up: a failed precondition, "not ready" (DynamoDB's update lock), an answer lost in
 /// flight, and (without a precondition, where a blind resend could undo another
@@ -165,13 +178,7 @@ pub async fn converge(
                             Err(Replaced::Yes) => {
                                 info!(round, "a concurrent write replaced ours (no precondition): planning again");
                                 sleep(retry.backoff(round)).await;
-                                if let Some(latest) = ledger
-                                    .get(&target_id)
-                                    .await
-                                    .map_err(ledger_err(out.wrote))?
-                                {
-                                    view = latest;
-                                }
+                                view = again_from(ledger, view, out.wrote).await?;
                                 continue;
                             }
                             Err(Replaced::No(e)) => return Err(e),
@@ -192,13 +199,7 @@ pub async fn converge(
                     info!(round, delay_ms = delay.as_millis() as u64, error = %e,
                         "the policy changed or is locked: reading the ledger and the policy again");
                     sleep(delay).await;
-                    if let Some(latest) = ledger
-                        .get(&target_id)
-                        .await
-                        .map_err(ledger_err(out.wrote))?
-                    {
-                        view = latest;
-                    }
+                    view = again_from(ledger, view, out.wrote).await?;
                     continue;
                 }
                 Err(e) => return Err(ChangeError::Apply(ApplyError::from_write(e))),

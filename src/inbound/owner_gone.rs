@@ -5,8 +5,6 @@
 //! never held up by it. The event is only accepted from the function itself (direct
 //! invocation; the apply bus's rule never matches its detail-type).
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use serde_json::{json, Value};
 use tracing::info;
 
@@ -49,32 +47,9 @@ pub fn event(c: &Change) -> Value {
     })
 }
 
-/// Invokes this function asynchronously with `event`.
+/// Hands `event` to this function's asynchronous queue.
 pub async fn send(app: &App, event: &Value) -> Result<(), String> {
-    let Some(name) = &app.settings.function_name else {
-        return Err(
-            "the function's name is unknown (AWS_LAMBDA_FUNCTION_NAME), so the \
-            removal cannot continue asynchronously"
-                .into(),
-        );
-    };
-    app.clients
-        .lambda(&app.region)
-        .invoke()
-        .function_name(name)
-        .set_qualifier(app.settings.function_version.clone())
-        .invocation_type(InvocationType::Event)
-        .payload(Blob::new(event.to_string()))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "the removal could not be handed to the function's asynchronous queue \
-                 (lambda:InvokeFunction): {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            )
-        })
+    app.invoke_self(event, "the removal").await
 }
 
 /// Records the owner gone (if it is not yet) and converges the target.

@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -103,7 +101,9 @@ pub async fn handle(
         if budget.remaining() < longest_page * 3 / 2 {
             ledger.checkpoint(&walk, lease).await?;
             report(&this_invocation);
-            continue_walk(&app, &walk.walk_id).await?;
+            app.invoke_self(&continuation(&walk.walk_id), "the reconcile walk")
+                .await
+                .map_err(InvocationError::ServiceError)?;
             info!(walk_id = %walk.walk_id, counts = ?walk.counts, "budget low: the walk continues in a fresh invocation");
             return Ok(
                 json!({"Status": "CONTINUED", "WalkId": walk.walk_id, "SoFar": totals(walk.counts)}),
@@ -166,31 +166,4 @@ fn report(counts: &HashMap<Service, Counts>) {
     for (service, c) in counts {
         metrics::emit_with("Reconcile", service.key(), *c, metrics::unrepaired(c), None);
     }
-}
-
-/// Starts the next leg of the walk as an asynchronous invocation of this function.
-async fn continue_walk(app: &App, walk_id: &str) -> Result<(), InvocationError> {
-    let Some(name) = &app.settings.function_name else {
-        return Err(InvocationError::ServiceError(
-            "the reconcile walk must continue but the function's name is unknown \
-             (AWS_LAMBDA_FUNCTION_NAME)"
-                .into(),
-        ));
-    };
-    app.clients
-        .lambda(&app.region)
-        .invoke()
-        .function_name(name)
-        .set_qualifier(app.settings.function_version.clone())
-        .invocation_type(InvocationType::Event)
-        .payload(Blob::new(continuation(walk_id).to_string()))
-        .send()
-        .await
-        .map_err(|e| {
-            InvocationError::ServiceError(format!(
-                "the reconcile walk could not continue (lambda:InvokeFunction): {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            ))
-        })?;
-    Ok(())
 }
