@@ -568,8 +568,11 @@ async fn wait_visible(
             })))
         }
     };
-    if !target.service.facts().has_precondition {
-        // Last writer wins: a writer that read before this write may replace it later.
+    // Last writer wins without a precondition: in a shared policy a writer that read
+    // before this write may replace it later, so it must stay in place over a settle
+    // window. A whole policy has one owner, and whoever else writes it (a repair)
+    // writes the same document.
+    if !target.service.facts().has_precondition && expect.is_some() {
         for pause in SETTLE_CHECKS_MS {
             let pause = Duration::from_millis(pause);
             if Instant::now() + pause >= budget.work_deadline() {
