@@ -452,3 +452,49 @@ async fn terraform_create_update_and_delete_through_tf_action() {
     );
     assert_eq!(h.fakes.store.holds(other), None);
 }
+
+#[tokio::test]
+async fn the_reconcile_reports_a_guarded_document_and_never_writes_it() {
+    let (events, sent, _rule) = drift_events();
+    let h = harness_configured(
+        |c| c.with_events("us-east-1", events),
+        |s| s.function_name = Some("provider".into()),
+    )
+    .await;
+    let record = NewRecord {
+        holding: Holding::Policy(serde_json::from_str(&public("Open")).unwrap()),
+        present: true,
+        policy_id: None,
+        prior: None,
+        adopted: false,
+        options: Value::Null,
+    };
+    let owner = "cfn:arn:aws:cloudformation:us-east-1:123456789012:stack/old/1/Open";
+    h.app
+        .ledger()
+        .record(
+            DDB,
+            &json!({"ResourceArn": DDB}),
+            "dynamodb",
+            owner,
+            &record,
+        )
+        .await
+        .unwrap();
+    h.fakes.store.seed(DDB, HAND);
+    let walk = json!({"version": "0", "id": "walk-guard", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "region": "us-east-1", "detail": {}});
+    let out = h.invoke_raw(&walk.to_string()).await.unwrap();
+    assert_eq!(out["Status"], "DONE", "{out}");
+    assert_eq!(out["Totals"]["Checked"], 1, "{out}");
+    assert_eq!(
+        out["Totals"]["Detected"], 1,
+        "reported, left in place: {out}"
+    );
+    assert_eq!(out["Totals"]["Repaired"], 0, "{out}");
+    assert!(
+        same(&h.fakes.store.holds(DDB).unwrap(), HAND),
+        "nothing written"
+    );
+    assert_eq!(sent.lock().unwrap()[0]["Outcome"], "Refused");
+}
