@@ -120,7 +120,7 @@ fn identify(
         })?;
     service
         .target_from_trail(value, region, account)
-        .map_err(|e| InvalidRequest::new("requestParameters", e))
+        .map_err(|e| InvalidRequest::new("requestParameters", e.to_string()))
 }
 
 /// A CloudTrail event: check the one target it names.

@@ -11,29 +11,44 @@ pub struct Policy {
     text: String,
 }
 
+/// Why a `Policy` property is not a policy this service takes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("Policy must be a JSON object; the string holds other JSON")]
+    NotAnObject,
+    #[error("Policy is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("Policy must be a JSON object or a string holding one")]
+    WrongType,
+    #[error("Policy is {bytes} bytes as sent (compact JSON); {service} allows at most {limit}")]
+    TooLarge {
+        bytes: usize,
+        limit: usize,
+        service: Service,
+    },
+}
+
 impl Policy {
     /// Accepts a JSON object or a string holding one, and checks the service's size
     /// limit against the compact text that will actually be sent.
-    pub fn parse(raw: &Value, service: Service) -> Result<Policy, String> {
+    pub fn parse(raw: &Value, service: Service) -> Result<Policy, PolicyError> {
         let value = match raw {
             Value::Object(_) => raw.clone(),
             Value::String(s) => match serde_json::from_str::<Value>(s) {
                 Ok(v @ Value::Object(_)) => v,
-                Ok(_) => {
-                    return Err("Policy must be a JSON object; the string holds other JSON".into())
-                }
-                Err(e) => return Err(format!("Policy is not valid JSON: {e}")),
+                Ok(_) => return Err(PolicyError::NotAnObject),
+                Err(e) => return Err(PolicyError::NotJson(e.to_string())),
             },
-            _ => return Err("Policy must be a JSON object or a string holding one".into()),
+            _ => return Err(PolicyError::WrongType),
         };
         let text = value.to_string();
         if let Some(limit) = service.policy_size_limit() {
             if text.len() > limit {
-                return Err(format!(
-                    "Policy is {} bytes as sent (compact JSON); {} allows at most {limit}",
-                    text.len(),
-                    service
-                ));
+                return Err(PolicyError::TooLarge {
+                    bytes: text.len(),
+                    limit,
+                    service,
+                });
             }
         }
         Ok(Policy { value, text })
@@ -130,22 +145,26 @@ mod tests {
 
     #[test]
     fn non_objects_and_bad_json_are_refused() {
-        assert!(Policy::parse(&json!(["a"]), Service::Kinesis)
-            .unwrap_err()
-            .contains("JSON object"));
-        assert!(Policy::parse(&json!("[1]"), Service::Kinesis)
-            .unwrap_err()
-            .contains("JSON object"));
-        assert!(Policy::parse(&json!("{oops"), Service::Kinesis)
-            .unwrap_err()
+        let refused = |v: Value| Policy::parse(&v, Service::Kinesis).unwrap_err();
+        assert_eq!(refused(json!(["a"])), PolicyError::WrongType);
+        assert_eq!(refused(json!("[1]")), PolicyError::NotAnObject);
+        assert!(matches!(refused(json!("{oops")), PolicyError::NotJson(_)));
+        assert!(refused(json!("{oops"))
+            .to_string()
             .contains("not valid JSON"));
-        assert!(Policy::parse(&json!(7), Service::Kinesis).is_err());
+        assert!(refused(json!(["a"])).to_string().contains("JSON object"));
+        assert_eq!(refused(json!(7)), PolicyError::WrongType);
     }
 
     #[test]
     fn size_limits_count_the_compact_text() {
         let big = json!({"Sid": "x".repeat(21_000)});
         let e = Policy::parse(&big, Service::DynamoDb).unwrap_err();
+        assert!(
+            matches!(e, PolicyError::TooLarge { limit: 20480, .. }),
+            "{e}"
+        );
+        let e = e.to_string();
         assert!(e.contains("20480") && e.contains("dynamodb"), "{e}");
         assert!(Policy::parse(&json!({"Sid": "x".repeat(5_200)}), Service::XRay).is_err());
         assert!(Policy::parse(&big, Service::Kinesis).is_ok());

@@ -42,10 +42,11 @@ pub struct InvalidRequest {
 }
 
 impl InvalidRequest {
-    pub fn new(property: &'static str, message: impl Into<String>) -> Self {
+    /// `message`: text, or a typed parse error (its Display names the problem).
+    pub fn new(property: &'static str, message: impl ToString) -> Self {
         InvalidRequest {
             property,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }
@@ -267,7 +268,7 @@ fn select_target(
         )),
         (Some(arn), None) => {
             let target =
-                Target::from_arn(&arn).map_err(|e| InvalidRequest::new("ResourceArn", e))?;
+                Target::from_arn(&arn).map_err(|e| InvalidRequest::new(e.property(), e))?;
             if let Some(s) = service.filter(|s| *s != target.service) {
                 return Err(InvalidRequest::new(
                     "Service",
@@ -299,14 +300,8 @@ fn select_target(
                     ),
                 ));
             }
-            Target::xray(&name, region.as_deref().unwrap_or(default_region)).map_err(|e| {
-                let property = if e.starts_with("Region") {
-                    "Region"
-                } else {
-                    "PolicyName"
-                };
-                InvalidRequest::new(property, e)
-            })
+            Target::xray(&name, region.as_deref().unwrap_or(default_region))
+                .map_err(|e| InvalidRequest::new(e.property(), e))
         }
         (None, None) => Err(match service {
             Some(Service::XRay) => {

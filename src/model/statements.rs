@@ -10,36 +10,51 @@ use serde_json::Value;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Statements(Vec<Value>);
 
+/// Why a `Statements` property is not a list of owned statements.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StatementsError {
+    #[error("Statements must be a JSON array of statements")]
+    NotAnArray,
+    #[error("Statements is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("Statements must be a list of statements")]
+    WrongType,
+    #[error("Statements is empty: give at least one statement")]
+    Empty,
+    #[error("Statements[{0}] is not an object")]
+    NotAnObject(usize),
+    #[error("Statements[{0}] needs a Sid: it names what this resource owns")]
+    NoSid(usize),
+    #[error("Statements: Sid {0:?} appears twice")]
+    Duplicate(String),
+}
+
 impl Statements {
     /// Accepts a JSON array of statement objects, or a string holding one.
-    pub fn parse(raw: &Value) -> Result<Statements, String> {
+    pub fn parse(raw: &Value) -> Result<Statements, StatementsError> {
         let list = match raw {
             Value::Array(items) => items.clone(),
             Value::String(s) => match serde_json::from_str::<Value>(s) {
                 Ok(Value::Array(items)) => items,
-                Ok(_) => return Err("Statements must be a JSON array of statements".into()),
-                Err(e) => return Err(format!("Statements is not valid JSON: {e}")),
+                Ok(_) => return Err(StatementsError::NotAnArray),
+                Err(e) => return Err(StatementsError::NotJson(e.to_string())),
             },
-            _ => return Err("Statements must be a list of statements".into()),
+            _ => return Err(StatementsError::WrongType),
         };
         if list.is_empty() {
-            return Err("Statements is empty: give at least one statement".into());
+            return Err(StatementsError::Empty);
         }
         let mut seen = HashSet::new();
         for (i, s) in list.iter().enumerate() {
             let Value::Object(map) = s else {
-                return Err(format!("Statements[{i}] is not an object"));
+                return Err(StatementsError::NotAnObject(i));
             };
             let sid = match map.get("Sid") {
                 Some(Value::String(sid)) if !sid.trim().is_empty() => sid,
-                _ => {
-                    return Err(format!(
-                        "Statements[{i}] needs a Sid: it names what this resource owns"
-                    ))
-                }
+                _ => return Err(StatementsError::NoSid(i)),
             };
             if !seen.insert(sid.clone()) {
-                return Err(format!("Statements: Sid {sid:?} appears twice"));
+                return Err(StatementsError::Duplicate(sid.clone()));
             }
         }
         Ok(Statements(list))
@@ -116,7 +131,7 @@ mod tests {
             (json!(["text"]), "not an object"),
             (json!({"Sid": "A"}), "list"),
         ] {
-            let e = Statements::parse(&bad).unwrap_err();
+            let e = Statements::parse(&bad).unwrap_err().to_string();
             assert!(e.contains(needle), "{bad}: {e}");
         }
     }

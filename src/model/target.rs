@@ -32,21 +32,66 @@ pub struct Target {
     pub resource: Resource,
 }
 
+/// Why a target does not parse. Each says which property it is about ([`Self::property`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("ResourceArn {arn:?} is not an ARN (expected arn:partition:service:region:account:resource)")]
+    NotAnArn { arn: String },
+    #[error("ResourceArn {arn:?} has an unknown partition {partition:?}")]
+    Partition { arn: String, partition: String },
+    #[error(
+        "ResourceArn {arn:?} is a {service:?} ARN; supported: DynamoDB table or stream, Kinesis \
+         stream or consumer, Managed Prometheus workspace, SSM parameter or OpsItemGroup \
+         (X-Ray policies take PolicyName)"
+    )]
+    Service { arn: String, service: String },
+    #[error(
+        "ResourceArn {arn:?} has region {region:?}, which is not a region name like us-east-1"
+    )]
+    ArnRegion { arn: String, region: String },
+    #[error("ResourceArn {arn:?} has account {account:?}; expected 12 digits")]
+    Account { arn: String, account: String },
+    /// The resource part is not one of the service's kinds; `why` is its facts' text.
+    #[error("ResourceArn {arn:?} {why}")]
+    Resource { arn: String, why: String },
+    #[error(
+        "PolicyName {name:?} is not a valid X-Ray policy name (1-128 characters of letters, \
+         digits and _+=,.@-)"
+    )]
+    PolicyName { name: String },
+    #[error("Region {region:?} is not a region name like us-east-1")]
+    Region { region: String },
+}
+
+impl TargetError {
+    /// The request property at fault.
+    pub fn property(&self) -> &'static str {
+        match self {
+            TargetError::PolicyName { .. } => "PolicyName",
+            TargetError::Region { .. } => "Region",
+            _ => "ResourceArn",
+        }
+    }
+}
+
 impl Target {
     /// An X-Ray policy, identified by name within a region.
-    pub fn xray(name: &str, region: &str) -> Result<Target, String> {
+    pub fn xray(name: &str, region: &str) -> Result<Target, TargetError> {
         let valid = !name.is_empty()
             && name.len() <= 128
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
         if !valid {
-            return Err(format!(
-                "PolicyName {name:?} is not a valid X-Ray policy name (1-128 characters of \
-                    letters, digits and _+=,.@-)"
-            ));
+            return Err(TargetError::PolicyName {
+                name: name.to_string(),
+            });
         }
-        check_region(region).map_err(|e| format!("Region {e}"))?;
+        if !is_region(region) {
+            return Err(TargetError::Region {
+                region: region.to_string(),
+            });
+        }
         Ok(Target {
             service: Service::XRay,
             region: region.to_string(),
@@ -58,41 +103,43 @@ impl Target {
     }
 
     /// Parses an ARN of one of the resource kinds that carry a resource-based policy.
-    pub fn from_arn(arn: &str) -> Result<Target, String> {
+    pub fn from_arn(arn: &str) -> Result<Target, TargetError> {
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let arn_ = || arn.to_string();
         if parts.len() != 6 || parts[0] != "arn" {
-            return Err(format!(
-                "ResourceArn {arn:?} is not an ARN (expected \
-                    arn:partition:service:region:account:resource)"
-            ));
+            return Err(TargetError::NotAnArn { arn: arn_() });
         }
         let (partition, service, region, account, resource) =
             (parts[1], parts[2], parts[3], parts[4], parts[5]);
         if !is_partition(partition) {
-            return Err(format!(
-                "ResourceArn {arn:?} has an unknown partition {partition:?}"
-            ));
+            return Err(TargetError::Partition {
+                arn: arn_(),
+                partition: partition.to_string(),
+            });
         }
         // X-Ray has no ARNs: its facts name no resource forms.
         let parse = Service::from_key(service).and_then(|s| Some((s, s.facts().arn_resource?)));
-        let (service, parse) = match parse {
-            Some(found) => found,
-            None => {
-                return Err(format!(
-                    "ResourceArn {arn:?} is a {service:?} ARN; supported: DynamoDB table or \
-                        stream, Kinesis stream or consumer, Managed Prometheus workspace, SSM \
-                        parameter or OpsItemGroup (X-Ray policies take PolicyName)"
-                ))
-            }
+        let Some((service, parse)) = parse else {
+            return Err(TargetError::Service {
+                arn: arn_(),
+                service: service.to_string(),
+            });
         };
-        check_region(region).map_err(|e| format!("ResourceArn {arn:?} has region {e}"))?;
+        if !is_region(region) {
+            return Err(TargetError::ArnRegion {
+                arn: arn_(),
+                region: region.to_string(),
+            });
+        }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "ResourceArn {arn:?} has account {account:?}; expected 12 digits"
-            ));
+            return Err(TargetError::Account {
+                arn: arn_(),
+                account: account.to_string(),
+            });
         }
         let segments: Vec<&str> = resource.split('/').collect();
-        let resource = parse(&segments).map_err(|why| format!("ResourceArn {arn:?} {why}"))?;
+        let resource =
+            parse(&segments).map_err(|why| TargetError::Resource { arn: arn_(), why })?;
         Ok(Target {
             service,
             region: region.to_string(),
@@ -140,19 +187,14 @@ fn is_partition(p: &str) -> bool {
 }
 
 /// A region is a DNS label such as `us-east-1` or `cn-north-1`.
-fn check_region(region: &str) -> Result<(), String> {
-    let ok = (4..=32).contains(&region.len())
+fn is_region(region: &str) -> bool {
+    (4..=32).contains(&region.len())
         && region.contains('-')
         && region
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !region.starts_with('-')
-        && !region.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{region:?} is not a region name like us-east-1"))
-    }
+        && !region.ends_with('-')
 }
 
 /// A non-empty name of ASCII letters, digits and the `extra` characters.
@@ -193,6 +235,7 @@ mod tests {
         let e =
             Target::from_arn("arn:aws:dynamodb:us-east-1:123456789012:table/orders/index/byDate")
                 .unwrap_err();
+        let e = e.to_string();
         assert!(e.contains("index") && e.contains("table's policy"), "{e}");
     }
 
@@ -251,7 +294,7 @@ mod tests {
             ),
             ("arn:aws:xray:us-east-1:123456789012:group/g", "PolicyName"),
         ] {
-            let e = Target::from_arn(arn).unwrap_err();
+            let e = Target::from_arn(arn).unwrap_err().to_string();
             assert!(e.contains(needle), "{arn}: {e}");
             assert!(e.contains("ResourceArn"), "{arn}: {e}");
         }
@@ -261,12 +304,12 @@ mod tests {
     fn xray_names_and_display_ids() {
         let t = Target::xray("my-policy", "us-east-1").unwrap();
         assert_eq!(t.display_id(), "xray:us-east-1:policy/my-policy");
-        assert!(Target::xray("bad name!", "us-east-1")
-            .unwrap_err()
-            .contains("PolicyName"));
+        let e = Target::xray("bad name!", "us-east-1").unwrap_err();
+        assert_eq!(e.property(), "PolicyName");
+        assert!(e.to_string().contains("PolicyName"));
         assert!(Target::xray(&"x".repeat(129), "us-east-1").is_err());
-        assert!(Target::xray("ok", "nowhere")
-            .unwrap_err()
-            .contains("Region"));
+        let e = Target::xray("ok", "nowhere").unwrap_err();
+        assert_eq!(e.property(), "Region");
+        assert!(e.to_string().contains("Region"));
     }
 }

@@ -107,7 +107,7 @@ impl Service {
         value: &str,
         region: &str,
         account: &str,
-    ) -> Result<crate::model::target::Target, String> {
+    ) -> Result<crate::model::target::Target, crate::model::target::TargetError> {
         use crate::model::target::Target;
         match self {
             Service::XRay => Target::xray(value, region),
