@@ -168,6 +168,22 @@ fn statements_of(doc: &Value) -> Vec<Value> {
     }
 }
 
+/// Whether a put is judged for a takeover, and the Sids its owner held before: a whole
+/// policy on its owner's first put only (an Update's owner already held what is
+/// there), statements on every put (each new Sid).
+pub fn takeover_judged(
+    previous: Option<&Record>,
+    existing: bool,
+    mine: &Record,
+) -> (bool, Vec<String>) {
+    let first = previous.is_none() && !existing;
+    let held_before = previous
+        .filter(|p| p.present)
+        .map(|p| p.holding.sids())
+        .unwrap_or_default();
+    (first || !mine.holding.is_policy(), held_before)
+}
+
 /// The Sids an owner placed before (its previous record) and no longer wants.
 pub fn retired_for(previous: Option<&Record>, now: &Record) -> Vec<String> {
     let Some(prev) = previous else {

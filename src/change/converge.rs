@@ -49,6 +49,9 @@ pub struct Writer<'a> {
     pub options: Options,
     pub token: &'a str,
     pub not_found: NotFound,
+    /// The slot's live policy, already read after `view` was (a takeover check): the
+    /// first round plans from it instead of reading again.
+    pub preread: Option<Option<LivePolicy>>,
 }
 
 /// What a converge did.
@@ -135,11 +138,15 @@ pub async fn converge(
     let started = Instant::now();
     let mut out = Converged::default();
     let mut round = 0u32;
+    let mut preread = w.preread.clone();
     loop {
         round += 1;
-        let live = read_slot(app, target, &view, &w.slot, budget)
-            .await
-            .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
+        let live = match preread.take() {
+            Some(live) => live,
+            None => read_slot(app, target, &view, &w.slot, budget)
+                .await
+                .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?,
+        };
         let live_doc: Option<Value> = live
             .as_ref()
             .and_then(|l| serde_json::from_str(&l.document).ok());

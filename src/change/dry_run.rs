@@ -63,26 +63,22 @@ pub async fn dry_run(app: &App, change: &Change, budget: &Budget) -> Result<Valu
         .get(&owner)
         .is_some_and(|r| r.holding.is_policy());
     let slot = slot_for(service_key, &owner, is_policy);
-    let writer = Writer {
-        target: &change.target,
-        slot: slot.clone(),
-        owner: Some((owner.as_str(), version)),
-        removing: (!record.present).then_some(owner.as_str()),
-        options: change.options.clone(),
-        token: &change.token,
-        not_found: change.not_found,
+    // The same takeover judgment as the apply (`checks::takeover_judged`).
+    let mine = view.owners.get(&owner).cloned();
+    let (judge, held_before) = match &mine {
+        Some(m) => checks::takeover_judged(previous.as_ref(), change.existing, m),
+        None => (false, Vec::new()),
     };
-    let takeover = if record.present && slot == Slot::Main {
+    let mut preread = None;
+    let takeover = if record.present && slot == Slot::Main && judge {
         let live = super::converge::read_slot(app, &change.target, &view, &slot, budget)
             .await
             .map_err(|e| ChangeError::Apply(crate::calls::apply::ApplyError::from_write(e)))?;
-        let live: Option<Value> = live.and_then(|l| serde_json::from_str(&l.document).ok());
-        let held_before: Vec<String> = previous
+        let doc: Option<Value> = live
             .as_ref()
-            .filter(|p| p.present)
-            .map(|p| p.holding.sids())
-            .unwrap_or_default();
-        match checks::takeover(&view, &owner, live.as_ref(), change.take_over, &held_before) {
+            .and_then(|l| serde_json::from_str(&l.document).ok());
+        preread = Some(live);
+        match checks::takeover(&view, &owner, doc.as_ref(), change.take_over, &held_before) {
             Ok(Some(prior)) => {
                 if let Some(r) = view.owners.get_mut(&owner) {
                     r.prior = Some(prior);
@@ -94,6 +90,16 @@ pub async fn dry_run(app: &App, change: &Change, budget: &Budget) -> Result<Valu
         }
     } else {
         None
+    };
+    let writer = Writer {
+        target: &change.target,
+        slot,
+        owner: Some((owner.as_str(), version)),
+        removing: (!record.present).then_some(owner.as_str()),
+        options: change.options.clone(),
+        token: &change.token,
+        not_found: change.not_found,
+        preread,
     };
     let planned = converge(app, view.clone(), &writer, Mode::Plan, budget).await?;
     let plan = planned.first.unwrap_or(super::plan::Plan {

@@ -24,6 +24,7 @@ use crate::model::policy::Policy;
 use crate::model::request::PolicyRequest;
 use crate::model::statements::Statements;
 use crate::model::target::Target;
+use crate::services::LivePolicy;
 pub use checks::{guard_refusal, overridden};
 
 use converge::{converge, Mode, Writer};
@@ -286,6 +287,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
     let duplicate = previous.as_ref().is_some_and(|p| {
         !p.present && p.options.get("Token").and_then(Value::as_str) == Some(change.token.as_str())
     });
+    let mut preread = None;
     if present && duplicate {
         info!("a late duplicate of a request whose owner is gone since: ignored");
         withdraw(app, change, version, previous.as_ref(), budget).await;
@@ -310,7 +312,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
             withdraw(app, change, version, previous.as_ref(), budget).await;
             return Err(ChangeError::Refused(why));
         }
-        prepare(
+        preread = prepare(
             app,
             change,
             &mut view,
@@ -333,6 +335,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
         options: change.options.clone(),
         token: &change.token,
         not_found: change.not_found,
+        preread,
     };
     match converge(app, view, &writer, Mode::Apply, budget).await {
         Ok(done) => Ok(done.applied),
@@ -351,7 +354,8 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
 
 /// After a put is recorded: retire the Sids this owner no longer wants, keep its SSM
 /// policy id and any document it took over, and refuse (undoing the record) a put
-/// over what this function never wrote unless the owner takes it over.
+/// over what this function never wrote unless the owner takes it over. Returns the
+/// live policy when it read it (read after the record: the write plans from it).
 async fn prepare(
     app: &App,
     change: &Change,
@@ -360,11 +364,11 @@ async fn prepare(
     version: u64,
     previous: Option<&Record>,
     budget: &Budget,
-) -> Result<(), ChangeError> {
+) -> Result<Option<Option<LivePolicy>>, ChangeError> {
     let ledger = app.ledger();
     let target_id = change.target.display_id();
     let Some(mine) = view.owners.get(owner).cloned() else {
-        return Ok(());
+        return Ok(None);
     };
     let retired = checks::retired_for(previous, &mine);
     if !retired.is_empty() {
@@ -389,23 +393,20 @@ async fn prepare(
     // the document the owner took over.
     let slot = slot_for(change.target.service.key(), owner, mine.holding.is_policy());
     let kept = previous.and_then(|p| p.prior.clone());
-    let first = previous.is_none() && !change.existing;
-    // Statements: every put judges the Sids new to this owner; a whole policy: its
-    // first put only.
-    let judge = first || !mine.holding.is_policy();
+    let (judge, held_before) = checks::takeover_judged(previous, change.existing, &mine);
     if slot != Slot::Main || (!judge && kept.is_none()) {
-        return Ok(());
+        return Ok(None);
     }
-    let held_before: Vec<String> = previous
-        .filter(|p| p.present)
-        .map(|p| p.holding.sids())
-        .unwrap_or_default();
+    let mut preread = None;
     let prior = if judge {
         let live = converge::read_slot(app, &change.target, view, &slot, budget)
             .await
             .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
-        let live: Option<Value> = live.and_then(|l| serde_json::from_str(&l.document).ok());
-        match checks::takeover(view, owner, live.as_ref(), change.take_over, &held_before) {
+        let doc: Option<Value> = live
+            .as_ref()
+            .and_then(|l| serde_json::from_str(&l.document).ok());
+        preread = Some(live);
+        match checks::takeover(view, owner, doc.as_ref(), change.take_over, &held_before) {
             Ok(taken) => taken.or(kept),
             Err(why) => {
                 withdraw(app, change, version, previous, budget).await;
@@ -424,7 +425,7 @@ async fn prepare(
             r.prior = Some(prior);
         }
     }
-    Ok(())
+    Ok(preread)
 }
 
 fn too_large(view: &View) -> Option<String> {
@@ -549,6 +550,7 @@ async fn withdraw(
         options: change.options.clone(),
         token: &change.token,
         not_found: NotFound::Final,
+        preread: None,
     };
     if let Err(e) = converge(app, view, &writer, Mode::Repair, budget).await {
         warn!(error = %e, "could not converge the target after withdrawing the refused change");

@@ -146,6 +146,7 @@ async fn check_with(
             },
             token,
             not_found: NotFound::Final,
+            preread: None,
         };
         let planned = match converge(app, view.clone(), &writer, Mode::Plan, budget).await {
             Ok(p) => p,

@@ -5,12 +5,18 @@
 //! retry and read-back layers, and prints the overshoot: the reported propagation wait
 //! minus D. Run: `cargo run --example overshoot` (from the repository root).
 
+#[allow(dead_code, unused_imports)]
+#[path = "../services/support.rs"]
+mod support;
+#[allow(dead_code)]
+#[path = "../common/wire.rs"]
+mod wire;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
-use resource_policy_provider::apply::put_policy;
 use resource_policy_provider::budget::Budget;
 use resource_policy_provider::request::{PolicyNeeded, PolicyRequest};
 use resource_policy_provider::retry::NotFound;
@@ -18,6 +24,7 @@ use resource_policy_provider::services::{Clients, Known};
 use resource_policy_provider::settings::Settings;
 use resource_policy_provider::App;
 use serde_json::json;
+use support::put_policy;
 
 const DELAYS_MS: [u64; 7] = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000];
 const RUNS: usize = 3;

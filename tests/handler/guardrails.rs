@@ -305,11 +305,8 @@ async fn detect_mode_reports_drift_as_an_event_and_writes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_repair_never_writes_what_the_guard_refuses_and_reports_it() {
-    let (events, sent, _rule) = drift_events();
-    let h = harness_configured(|c| c.with_events("us-east-1", events), |_| {}).await;
-    // An owner recorded a public grant (the guard was off then); the live policy drifted.
+/// An owner whose public grant the ledger recorded while the guard was off.
+async fn recorded_public_grant(h: &Harness) {
     let record = NewRecord {
         holding: Holding::Policy(serde_json::from_str(&public("Open")).unwrap()),
         present: true,
@@ -330,6 +327,14 @@ async fn a_repair_never_writes_what_the_guard_refuses_and_reports_it() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_repair_never_writes_what_the_guard_refuses_and_reports_it() {
+    let (events, sent, _rule) = drift_events();
+    let h = harness_configured(|c| c.with_events("us-east-1", events), |_| {}).await;
+    // An owner recorded a public grant (the guard was off then); the live policy drifted.
+    recorded_public_grant(&h).await;
     h.fakes.store.seed(DDB, HAND);
     let out = h.invoke_raw(&trail(DDB).to_string()).await.unwrap();
     assert_eq!(out["Status"], "REPAIR_REFUSED", "{out}");
@@ -461,26 +466,7 @@ async fn the_reconcile_reports_a_guarded_document_and_never_writes_it() {
         |s| s.function_name = Some("provider".into()),
     )
     .await;
-    let record = NewRecord {
-        holding: Holding::Policy(serde_json::from_str(&public("Open")).unwrap()),
-        present: true,
-        policy_id: None,
-        prior: None,
-        adopted: false,
-        options: Value::Null,
-    };
-    let owner = "cfn:arn:aws:cloudformation:us-east-1:123456789012:stack/old/1/Open";
-    h.app
-        .ledger()
-        .record(
-            DDB,
-            &json!({"ResourceArn": DDB}),
-            "dynamodb",
-            owner,
-            &record,
-        )
-        .await
-        .unwrap();
+    recorded_public_grant(&h).await;
     h.fakes.store.seed(DDB, HAND);
     let walk = json!({"version": "0", "id": "walk-guard", "detail-type": "Scheduled Event",
         "source": "aws.events", "account": "123456789012", "region": "us-east-1", "detail": {}});

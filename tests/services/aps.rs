@@ -1,13 +1,13 @@
 //! Managed Prometheus adapter: policyStatus CREATING/UPDATING -> ACTIVE, revisionId,
 //! ConflictException while in transition, clientToken from the request.
 
+use crate::support::{delete_policy, put_policy};
 use aws_sdk_amp::operation::delete_resource_policy::DeleteResourcePolicyOutput;
 use aws_sdk_amp::operation::describe_resource_policy::DescribeResourcePolicyOutput;
 use aws_sdk_amp::operation::put_resource_policy::PutResourcePolicyOutput;
 use aws_sdk_amp::types::WorkspacePolicyStatusCode as Status;
 use aws_sdk_amp::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use resource_policy_provider::apply::{delete_policy, put_policy};
 use resource_policy_provider::retry::NotFound;
 use resource_policy_provider::services::{aps, Deleted, ErrorKind, Known};
 use serde_json::json;

@@ -1,11 +1,11 @@
 //! DynamoDB adapter: RevisionId, PolicyNotFound, ResourceInUse, invalid principals.
 
+use crate::support::put_policy;
 use aws_sdk_dynamodb::operation::delete_resource_policy::DeleteResourcePolicyOutput;
 use aws_sdk_dynamodb::operation::get_resource_policy::GetResourcePolicyOutput;
 use aws_sdk_dynamodb::operation::put_resource_policy::PutResourcePolicyOutput;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use resource_policy_provider::apply::put_policy;
 use resource_policy_provider::policy::Policy;
 use resource_policy_provider::retry::NotFound;
 use resource_policy_provider::services::{dynamodb, Deleted, ErrorKind, Known, PutInput, Version};

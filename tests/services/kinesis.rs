@@ -1,11 +1,11 @@
 //! Kinesis adapter: no revisions, so read-back compares documents by meaning.
 
+use crate::support::{delete_policy, put_policy};
 use aws_sdk_kinesis::operation::delete_resource_policy::DeleteResourcePolicyOutput;
 use aws_sdk_kinesis::operation::get_resource_policy::GetResourcePolicyOutput;
 use aws_sdk_kinesis::operation::put_resource_policy::PutResourcePolicyOutput;
 use aws_sdk_kinesis::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use resource_policy_provider::apply::{delete_policy, put_policy};
 use resource_policy_provider::retry::NotFound;
 use resource_policy_provider::services::{kinesis, Deleted, ErrorKind, Known};
 use serde_json::json;

@@ -1,12 +1,12 @@
 //! SSM adapter: PolicyId + PolicyHash, looked up before every update or delete.
 
+use crate::support::{delete_policy, put_policy};
 use aws_sdk_ssm::operation::delete_resource_policy::DeleteResourcePolicyOutput;
 use aws_sdk_ssm::operation::get_resource_policies::GetResourcePoliciesOutput;
 use aws_sdk_ssm::operation::put_resource_policy::PutResourcePolicyOutput;
 use aws_sdk_ssm::types::GetResourcePoliciesResponseEntry as Entry;
 use aws_sdk_ssm::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use resource_policy_provider::apply::{delete_policy, put_policy};
 use resource_policy_provider::retry::NotFound;
 use resource_policy_provider::services::{ssm, Deleted, ErrorKind, Known};
 use serde_json::json;

@@ -1,12 +1,12 @@
 //! X-Ray adapter: named policies, PolicyRevisionId, reads through ListResourcePolicies.
 
+use crate::support::put_policy;
 use aws_sdk_xray::operation::delete_resource_policy::DeleteResourcePolicyOutput;
 use aws_sdk_xray::operation::list_resource_policies::ListResourcePoliciesOutput;
 use aws_sdk_xray::operation::put_resource_policy::PutResourcePolicyOutput;
 use aws_sdk_xray::types::ResourcePolicy;
 use aws_sdk_xray::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use resource_policy_provider::apply::put_policy;
 use resource_policy_provider::retry::NotFound;
 use resource_policy_provider::services::{xray, Deleted, ErrorKind, Known, Version};
 use serde_json::json;
