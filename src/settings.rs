@@ -26,6 +26,10 @@ pub struct Settings {
     pub invalid_principal_grace: Duration,
     /// Tries for SSM's ambiguous MalformedResourcePolicyDocumentException.
     pub ssm_malformed_max_tries: u32,
+    /// After a write whose outcome is unknown (a timeout, a reset), how long it may
+    /// still reach the service: a writer that would finish with its revision unmoved
+    /// waits this long and reads again (docs/ownership.md).
+    pub late_write_window: Duration,
     /// Read-back polling after a write: the first interval and the cap.
     pub poll_initial: Duration,
     pub poll_max: Duration,
@@ -79,6 +83,7 @@ impl Default for Settings {
             not_found_grace: Duration::from_millis(30_000),
             invalid_principal_grace: Duration::from_millis(120_000),
             ssm_malformed_max_tries: 3,
+            late_write_window: Duration::from_millis(5_000),
             poll_initial: Duration::from_millis(100),
             poll_max: Duration::from_millis(3_000),
             ledger_table: None,
@@ -169,6 +174,7 @@ impl Settings {
             not_found_grace: ms("NOT_FOUND_GRACE_MS", d.not_found_grace)?,
             invalid_principal_grace: ms("INVALID_PRINCIPAL_GRACE_MS", d.invalid_principal_grace)?,
             ssm_malformed_max_tries: count("SSM_MALFORMED_MAX_TRIES", d.ssm_malformed_max_tries)?,
+            late_write_window: ms("LATE_WRITE_WINDOW_MS", d.late_write_window)?,
             poll_initial: ms("POLL_INITIAL_MS", d.poll_initial)?,
             poll_max: ms("POLL_MAX_MS", d.poll_max)?,
             ledger_table: text("LEDGER_TABLE"),

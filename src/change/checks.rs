@@ -62,7 +62,7 @@ pub fn overridden(r: &Record) -> bool {
 /// over (`take_over`), `doc` is kept to put back; `Ok(None)`: nothing to take over
 /// (nothing there, the same document, or a policy an owner in the ledger wrote);
 /// `Err`: refused, saying what is there and how to proceed.
-pub fn takeover(
+fn takeover(
     view: &View,
     owner: &str,
     live: Option<&Value>,
@@ -171,7 +171,7 @@ fn statements_of(doc: &Value) -> Vec<Value> {
 /// Whether a put is judged for a takeover, and the Sids its owner held before: a whole
 /// policy on its owner's first put only (an Update's owner already held what is
 /// there), statements on every put (each new Sid).
-pub fn takeover_judged(
+fn takeover_judged(
     previous: Option<&Record>,
     existing: bool,
     mine: &Record,
@@ -182,6 +182,47 @@ pub fn takeover_judged(
         .map(|p| p.holding.sids())
         .unwrap_or_default();
     (first || !mine.holding.is_policy(), held_before)
+}
+
+/// Whether `live` holds anything a put of `holding` could take over: another whole
+/// document, or one of its Sids with another statement. Needs no ledger: only when it
+/// holds does the executor read the ledger to judge ([`judge_takeover`]).
+pub fn might_take_over(holding: &Holding, live: Option<&Value>) -> bool {
+    let Some(live) = live else { return false };
+    match holding {
+        Holding::Policy(want) => !same_document(want, live),
+        Holding::Statements(list) => {
+            let live = statements_of(live);
+            list.iter().any(|want| {
+                let sid = want.get("Sid").and_then(Value::as_str);
+                live.iter()
+                    .any(|s| s.get("Sid").and_then(Value::as_str) == sid && !same_document(s, want))
+            })
+        }
+    }
+}
+
+/// The takeover judgment of `owner`'s put, made before it is recorded: `staged` is the
+/// ledger's item `before` with the put's record on it ([`View::staged`]); `existing`:
+/// the owner existed before this request (a CloudFormation Update). What
+/// [`takeover`] answers, or `Ok(None)` when the put is not judged.
+pub fn judge_takeover(
+    before: Option<&View>,
+    staged: &View,
+    owner: &str,
+    live: Option<&Value>,
+    take_over: bool,
+    existing: bool,
+) -> Result<Option<Value>, String> {
+    let Some(mine) = staged.owners.get(owner) else {
+        return Ok(None);
+    };
+    let previous = before.and_then(|b| b.owners.get(owner));
+    let (judge, held_before) = takeover_judged(previous, existing, mine);
+    if !judge {
+        return Ok(None);
+    }
+    takeover(staged, owner, live, take_over, &held_before)
 }
 
 /// The Sids an owner placed before (its previous record) and no longer wants.

@@ -49,8 +49,8 @@ pub struct Writer<'a> {
     pub options: Options,
     pub token: &'a str,
     pub not_found: NotFound,
-    /// The slot's live policy, already read after `view` was (a takeover check): the
-    /// first round plans from it instead of reading again.
+    /// The slot's live policy, already read (a takeover check, before the record):
+    /// the first round plans its write from it instead of reading again.
     pub preread: Option<Option<LivePolicy>>,
 }
 
@@ -139,19 +139,33 @@ pub async fn converge(
     let mut out = Converged::default();
     let mut round = 0u32;
     let mut preread = w.preread.clone();
+    // The revision a write of unknown outcome was guarded by: it may still land (below).
+    let mut late_guard: Option<Option<Version>> = None;
     loop {
         round += 1;
-        let live = match preread.take() {
+        let from_preread = preread.is_some();
+        let mut live = match preread.take() {
             Some(live) => live,
             None => read_slot(app, target, &view, &w.slot, budget)
                 .await
                 .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?,
         };
-        let live_doc: Option<Value> = live
-            .as_ref()
-            .and_then(|l| serde_json::from_str(&l.document).ok());
-        let p = plan(&view, &w.slot, live_doc.as_ref(), w.removing)
+        let mut live_doc = document_of(live.as_ref());
+        let mut p = plan(&view, &w.slot, live_doc.as_ref(), w.removing)
             .map_err(|e| not_applied(format!("the policy on {target} cannot be planned: {e}")))?;
+        if from_preread && !p.changed && mode != Mode::Plan {
+            // A read made before the record may plan a write (its precondition catches a
+            // stale read), but "nothing to do" is believed only from a read after it:
+            // another writer may have written since, from a view without this record,
+            // and be done (src/change/model.rs).
+            live = read_slot(app, target, &view, &w.slot, budget)
+                .await
+                .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
+            live_doc = document_of(live.as_ref());
+            p = plan(&view, &w.slot, live_doc.as_ref(), w.removing).map_err(|e| {
+                not_applied(format!("the policy on {target} cannot be planned: {e}"))
+            })?;
+        }
         if round == 1 {
             out.first = Some(p.clone());
             out.live_before = live_doc.clone();
@@ -167,6 +181,11 @@ pub async fn converge(
                 Ok((written, calls)) => {
                     out.applied.attempts += calls;
                     out.wrote = true;
+                    // Guarded: this write moved the revision, so an earlier one of
+                    // unknown outcome can no longer pass its precondition.
+                    if guarded {
+                        late_guard = None;
+                    }
                     policy_id = written.as_ref().and_then(|v| v.known().policy_id);
                     if target.service == Service::Ssm {
                         if let Some(again) =
@@ -199,6 +218,9 @@ pub async fn converge(
                 }
                 Err(e) if plan_again(&e, guarded) => {
                     out.applied.attempts += 1;
+                    if e.landed == Landed::Maybe {
+                        late_guard = Some(revision(live.as_ref()));
+                    }
                     let delay = retry.backoff(round).max(Duration::from_millis(50));
                     if Instant::now() + delay >= budget.work_deadline() {
                         return Err(ChangeError::Apply(ApplyError::from_write(e)));
@@ -212,7 +234,7 @@ pub async fn converge(
                 Err(e) => return Err(ChangeError::Apply(ApplyError::from_write(e))),
             }
         } else {
-            out.applied.version = live.map(|l| l.version);
+            out.applied.version = live.as_ref().map(|l| l.version.clone());
             out.applied.propagation.get_or_insert(started.elapsed());
         }
         // The fence: if any owner recorded a change since this plan, plan again.
@@ -257,6 +279,19 @@ pub async fn converge(
             if target.service == Service::Ssm && w.slot == Slot::Main {
                 sweep_ssm_copies(app, target, &latest, w.token).await;
             }
+            // Guarded, it can land only while the revision it names is still the live
+            // one (a reply lost after it landed moved it: nothing to wait for).
+            let may_land = late_guard
+                .take()
+                .is_some_and(|g| !guarded || g == revision(live.as_ref()));
+            if may_land && late_write_landed(app, w, &latest, p.document.as_ref(), budget).await {
+                info!(
+                    round,
+                    "a write whose outcome was unknown landed late: planning again"
+                );
+                view = latest;
+                continue;
+            }
             out.view = latest;
             return Ok(out);
         }
@@ -270,6 +305,56 @@ pub async fn converge(
                 "the owners of the policy on {target} kept changing: the time budget ran out"
             )));
         }
+    }
+}
+
+/// What a precondition compares (AMP's status is not part of it).
+fn revision(live: Option<&LivePolicy>) -> Option<Version> {
+    live.map(|l| match &l.version {
+        Version::Aps { revision_id, .. } => Version::Aps {
+            revision_id: revision_id.clone(),
+            status: String::new(),
+        },
+        v => v.clone(),
+    })
+}
+
+fn document_of(live: Option<&LivePolicy>) -> Option<Value> {
+    live.and_then(|l| serde_json::from_str(&l.document).ok())
+}
+
+/// A write whose outcome was unknown (a timeout, a reset) may still reach the service
+/// after its writer read again; guarded by a revision nothing has moved since, it
+/// would pass its precondition and put back the view it was planned from. Before
+/// finishing, such a writer waits out the window a late write can take and reads
+/// again: whether the policy is no longer the `planned` one. (Writing the same
+/// document again does not fence it out: DynamoDB keeps the RevisionId of an
+/// unchanged policy.) A read that fails counts as "landed": plan again.
+async fn late_write_landed(
+    app: &App,
+    w: &Writer<'_>,
+    view: &View,
+    planned: Option<&Value>,
+    budget: &Budget,
+) -> bool {
+    let window = app.settings.late_write_window;
+    if Instant::now() + window >= budget.work_deadline() {
+        warn!("a write whose outcome is unknown may still land after this change answers;             the next repair or reconcile converges the target");
+        return false;
+    }
+    info!(
+        window_ms = window.as_millis() as u64,
+        "a write's outcome is unknown: waiting out the window it may still land in"
+    );
+    sleep(window).await;
+    let Ok(live) = read_slot(app, w.target, view, &w.slot, budget).await else {
+        return true;
+    };
+    let live = document_of(live.as_ref());
+    match (planned, live.as_ref()) {
+        (None, None) => false,
+        (Some(a), Some(b)) => !same_document(a, b),
+        _ => true,
     }
 }
 

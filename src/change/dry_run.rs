@@ -63,14 +63,9 @@ pub async fn dry_run(app: &App, change: &Change, budget: &Budget) -> Result<Valu
         .get(&owner)
         .is_some_and(|r| r.holding.is_policy());
     let slot = slot_for(service_key, &owner, is_policy);
-    // The same takeover judgment as the apply (`checks::takeover_judged`).
-    let mine = view.owners.get(&owner).cloned();
-    let (judge, held_before) = match &mine {
-        Some(m) => checks::takeover_judged(previous.as_ref(), change.existing, m),
-        None => (false, Vec::new()),
-    };
+    // The same takeover judgment as the apply (`checks::judge_takeover`).
     let mut preread = None;
-    let takeover = if record.present && slot == Slot::Main && judge {
+    let takeover = if record.present && slot == Slot::Main {
         let live = super::converge::read_slot(app, &change.target, &view, &slot, budget)
             .await
             .map_err(|e| ChangeError::Apply(crate::calls::apply::ApplyError::from_write(e)))?;
@@ -78,7 +73,14 @@ pub async fn dry_run(app: &App, change: &Change, budget: &Budget) -> Result<Valu
             .as_ref()
             .and_then(|l| serde_json::from_str(&l.document).ok());
         preread = Some(live);
-        match checks::takeover(&view, &owner, doc.as_ref(), change.take_over, &held_before) {
+        match checks::judge_takeover(
+            before.as_ref(),
+            &view,
+            &owner,
+            doc.as_ref(),
+            change.take_over,
+            change.existing,
+        ) {
             Ok(Some(prior)) => {
                 if let Some(r) = view.owners.get_mut(&owner) {
                     r.prior = Some(prior);

@@ -24,7 +24,7 @@ use crate::model::policy::Policy;
 use crate::model::request::PolicyRequest;
 use crate::model::statements::Statements;
 use crate::model::target::Target;
-use crate::services::LivePolicy;
+use crate::services::{LivePolicy, Service};
 pub use checks::{guard_refusal, overridden};
 
 use converge::{converge, Mode, Writer};
@@ -220,7 +220,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
     let service_key = change.target.service.key();
     let owner = change.owner.key();
     let request = target_request(&change.target);
-    let record = new_record(change);
+    let mut record = new_record(change);
     let present = record.present;
     if record.size() > ITEM_LIMIT {
         return Err(ChangeError::Refused(format!(
@@ -239,6 +239,15 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
         ) {
             return Err(ChangeError::Refused(why));
         }
+    }
+    // A takeover is judged before anything is recorded: a refused put never reaches
+    // the ledger (where a repair could act on it), and a document taken over is
+    // recorded with the put, in the same update.
+    let mut preread = None;
+    if present {
+        let judged = judge_before_record(app, change, &record, budget).await?;
+        record.prior = judged.prior;
+        preread = judged.preread;
     }
     let recorded = ledger
         .record(&target_id, &request, service_key, &owner, &record)
@@ -287,7 +296,6 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
     let duplicate = previous.as_ref().is_some_and(|p| {
         !p.present && p.options.get("Token").and_then(Value::as_str) == Some(change.token.as_str())
     });
-    let mut preread = None;
     if present && duplicate {
         info!("a late duplicate of a request whose owner is gone since: ignored");
         withdraw(app, change, version, previous.as_ref(), budget).await;
@@ -312,16 +320,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
             withdraw(app, change, version, previous.as_ref(), budget).await;
             return Err(ChangeError::Refused(why));
         }
-        preread = prepare(
-            app,
-            change,
-            &mut view,
-            &owner,
-            version,
-            previous.as_ref(),
-            budget,
-        )
-        .await?;
+        prepare(app, change, &mut view, &owner, version, previous.as_ref()).await?;
     }
     let is_policy = view
         .owners
@@ -352,10 +351,89 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
     }
 }
 
-/// After a put is recorded: retire the Sids this owner no longer wants, keep its SSM
-/// policy id and any document it took over, and refuse (undoing the record) a put
-/// over what this function never wrote unless the owner takes it over. Returns the
-/// live policy when it read it (read after the record: the write plans from it).
+/// What a put's takeover judgment found before it was recorded.
+struct Judged {
+    /// A document taken over (`TakeOver`), kept on the record to put back.
+    prior: Option<Value>,
+    /// The live policy read for the judgment, when the write may plan from it: a
+    /// service with a precondition (a write guarded by this read fails if anyone wrote
+    /// since), and not SSM (whose slot depends on the ledger).
+    preread: Option<Option<LivePolicy>>,
+}
+
+/// Judges a put over what this function never wrote, before it is recorded. The live
+/// policy alone tells whether there is anything to judge (nearly always not: a Create
+/// makes its two ledger round trips only); when there is, the ledger's item says who
+/// placed what. Refused unless the owner takes it over.
+async fn judge_before_record(
+    app: &App,
+    change: &Change,
+    record: &NewRecord,
+    budget: &Budget,
+) -> Result<Judged, ChangeError> {
+    let target = &change.target;
+    let target_id = target.display_id();
+    let service_key = target.service.key();
+    let owner = change.owner.key();
+    let request = target_request(target);
+    let nothing = Judged {
+        prior: None,
+        preread: None,
+    };
+    // An SSM whole policy is a policy of its own (nothing to take over); an Update's
+    // whole policy is its owner's already.
+    let slot = slot_for(service_key, &owner, record.holding.is_policy());
+    if slot != Slot::Main || (record.holding.is_policy() && change.existing) {
+        return Ok(nothing);
+    }
+    let stage = |before: Option<&View>| {
+        View::staged(before, &target_id, &request, service_key, &owner, record, 0).0
+    };
+    let read = |view: View| async move {
+        converge::read_slot(app, target, &view, &Slot::Main, budget)
+            .await
+            .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))
+    };
+    let mut live = read(stage(None)).await?;
+    let doc = |l: &Option<LivePolicy>| -> Option<Value> {
+        l.as_ref()
+            .and_then(|l| serde_json::from_str(&l.document).ok())
+    };
+    let reusable = target.service.facts().has_precondition && target.service != Service::Ssm;
+    if !checks::might_take_over(&record.holding, doc(&live).as_ref()) {
+        return Ok(Judged {
+            prior: None,
+            preread: reusable.then_some(live),
+        });
+    }
+    let before = app
+        .ledger()
+        .get(&target_id)
+        .await
+        .map_err(|e| ledger_failed(e, false))?;
+    let staged = stage(before.as_ref());
+    if target.service == Service::Ssm {
+        // The shared policy is the one the ledger names.
+        live = read(staged.clone()).await?;
+    }
+    match checks::judge_takeover(
+        before.as_ref(),
+        &staged,
+        &owner,
+        doc(&live).as_ref(),
+        change.take_over,
+        change.existing,
+    ) {
+        Ok(prior) => Ok(Judged {
+            prior,
+            preread: reusable.then_some(live),
+        }),
+        Err(why) => Err(ChangeError::Refused(why)),
+    }
+}
+
+/// After a put is recorded: retire the Sids this owner no longer wants, and keep its
+/// SSM policy id and any document it took over before.
 async fn prepare(
     app: &App,
     change: &Change,
@@ -363,12 +441,11 @@ async fn prepare(
     owner: &str,
     version: u64,
     previous: Option<&Record>,
-    budget: &Budget,
-) -> Result<Option<Option<LivePolicy>>, ChangeError> {
+) -> Result<(), ChangeError> {
     let ledger = app.ledger();
     let target_id = change.target.display_id();
     let Some(mine) = view.owners.get(owner).cloned() else {
-        return Ok(None);
+        return Ok(());
     };
     let retired = checks::retired_for(previous, &mine);
     if !retired.is_empty() {
@@ -381,42 +458,18 @@ async fn prepare(
             r.retired = retired;
         }
     }
-    if let Some(prev) = previous {
-        if let Some(r) = view.owners.get_mut(owner) {
-            // SSM: the owner's own policy keeps its id across its changes.
-            if r.policy_id.is_none() && r.holding.is_policy() && prev.holding.is_policy() {
-                r.policy_id = prev.policy_id.clone();
-            }
-        }
-    }
-    // A first put over what the function never wrote is a takeover; a later one keeps
-    // the document the owner took over.
-    let slot = slot_for(change.target.service.key(), owner, mine.holding.is_policy());
-    let kept = previous.and_then(|p| p.prior.clone());
-    let (judge, held_before) = checks::takeover_judged(previous, change.existing, &mine);
-    if slot != Slot::Main || (!judge && kept.is_none()) {
-        return Ok(None);
-    }
-    let mut preread = None;
-    let prior = if judge {
-        let live = converge::read_slot(app, &change.target, view, &slot, budget)
-            .await
-            .map_err(|e| ChangeError::Apply(ApplyError::from_write(e)))?;
-        let doc: Option<Value> = live
-            .as_ref()
-            .and_then(|l| serde_json::from_str(&l.document).ok());
-        preread = Some(live);
-        match checks::takeover(view, owner, doc.as_ref(), change.take_over, &held_before) {
-            Ok(taken) => taken.or(kept),
-            Err(why) => {
-                withdraw(app, change, version, previous, budget).await;
-                return Err(ChangeError::Refused(why));
-            }
-        }
-    } else {
-        kept
+    let Some(prev) = previous else {
+        return Ok(());
     };
-    if let Some(prior) = prior {
+    let kept = prev.prior.clone().filter(|_| mine.prior.is_none());
+    if let Some(r) = view.owners.get_mut(owner) {
+        // SSM: the owner's own policy keeps its id across its changes.
+        if r.policy_id.is_none() && r.holding.is_policy() && prev.holding.is_policy() {
+            r.policy_id = prev.policy_id.clone();
+        }
+    }
+    // A later put keeps the document the owner took over.
+    if let Some(prior) = kept {
         ledger
             .set_prior(&target_id, owner, version, &prior)
             .await
@@ -425,7 +478,7 @@ async fn prepare(
             r.prior = Some(prior);
         }
     }
-    Ok(preread)
+    Ok(())
 }
 
 fn too_large(view: &View) -> Option<String> {
@@ -493,6 +546,13 @@ async fn withdraw(
         .flatten()
         .and_then(|l| serde_json::from_str::<Value>(&l.document).ok());
     let others = others_in(live.as_ref(), &asked);
+    // A document the withdrawn record took over comes back: a writer may have written
+    // over it meanwhile.
+    let taken = view
+        .owners
+        .get(&owner)
+        .filter(|r| r.version == version)
+        .and_then(|r| r.prior.clone());
     let mine = |sid: &String| !others.contains(sid);
     let restore = match previous {
         Some(p) => {
@@ -526,7 +586,7 @@ async fn withdraw(
             },
             present: false,
             policy_id: None,
-            prior: None,
+            prior: taken,
             adopted: false,
             options: Value::Null,
         }

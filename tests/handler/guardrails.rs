@@ -46,7 +46,7 @@ fn one_policy_services() -> impl Iterator<Item = (&'static str, &'static str, &'
 
 #[tokio::test]
 async fn a_create_over_a_policy_the_function_never_wrote_is_refused_naming_what_is_there() {
-    for (service, _, key) in one_policy_services() {
+    for (service, target, key) in one_policy_services() {
         let h = harness().await;
         h.fakes.store.seed(key, HAND);
         let path = format!("{service}-over");
@@ -81,6 +81,9 @@ async fn a_create_over_a_policy_the_function_never_wrote_is_refused_naming_what_
             "nothing written: the rollback has nothing to remove"
         );
         assert!(same(&h.fakes.store.holds(key).unwrap(), HAND), "{service}");
+        // Judged before it was recorded: no repair ever saw the refused request.
+        let item = h.app.ledger().get(target).await.unwrap();
+        assert!(item.is_none(), "{service}: nothing recorded: {item:?}");
     }
 }
 
@@ -99,6 +102,12 @@ async fn taking_over_keeps_the_prior_document_and_the_delete_puts_it_back() {
             .await;
         assert_eq!(r.body["Status"], "SUCCESS", "{service}: {}", r.body);
         assert!(same(&h.fakes.store.holds(key).unwrap(), POLICY_V1));
+        let item = h.app.ledger().get(physical).await.unwrap().unwrap();
+        let prior = item.present()[0].1.prior.clone().unwrap();
+        assert!(
+            same(&prior.to_string(), HAND),
+            "{service}: the prior is recorded"
+        );
 
         let v2 = with(props_for(service, POLICY_V2), "TakeOver", json!("true"));
         let path = format!("{service}-take-update");
