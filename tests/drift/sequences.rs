@@ -974,6 +974,87 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_statement_its_owner_de
     assert_eq!(out["Status"], "IN_SYNC", "{out}");
 }
 
+/// Sequence 4, a write that lands late: the repair's write is held past its attempt
+/// timeout (its outcome unknown, the SDK does not resend it) while the owner deletes
+/// its statement; the repair reads again, finds nothing to do, and only then the held
+/// write arrives, guarded by a revision nobody has moved since, so it passes. The
+/// repair's late-write window catches it: the statement does not stay.
+#[tokio::test]
+async fn a_write_that_lands_after_its_writer_read_again_does_not_bring_back_a_deleted_statement(
+) {
+    let w = Arc::new(
+        build(
+            Build {
+                ddb_lock_ms: Some(0),
+                ..Build::default()
+            },
+            |s| {
+                s.sdk_max_attempts = 1;
+                s.sdk_attempt_timeout = Duration::from_millis(1500);
+                s.late_write_window = Duration::from_millis(4000);
+            },
+        )
+        .await,
+    );
+    create_table(&w.app.clients.dynamodb("us-east-1"), "orders", "id").await;
+    let target = json!({"ResourceArn": TABLE_ARN});
+    let a = with(&target, "Statements", json!([st("A", "dynamodb:GetItem")]));
+    let a_id = ok(&create(&w, "stack-a", "Grant", &a).await);
+    // Drift: A's statement replaced by a hand-written one, so a repair must write.
+    hand_put(&w, &target, &doc(&[st("Hand", "dynamodb:Query")])).await;
+    let writes_before = proxy(&w).proxy_count(TABLE_ARN, "writes").await;
+    let held_from = tokio::time::Instant::now();
+    proxy(&w)
+        .proxy(
+            reqwest::Method::POST,
+            "faults",
+            Some(json!({"kind": "hold", "arn": TABLE_ARN, "operation": "PutResourcePolicy", "ms": 3000})),
+        )
+        .await;
+    let repair = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            let ev = trail_for(
+                "dynamodb.amazonaws.com",
+                "PutResourcePolicy",
+                json!({"resourceArn": TABLE_ARN}),
+                SOMEONE,
+            );
+            w.invoke(&ev, Duration::from_secs(60)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        proxy(&w).proxy_count(TABLE_ARN, "held").await,
+        1,
+        "the repair's write is being held"
+    );
+    // The owner deletes: nothing of it is live, so its Delete writes nothing.
+    ok(&delete(&w, "stack-a", "Grant", &a, &a_id).await);
+    let out = repair.await.unwrap().unwrap();
+    assert_ne!(out["Status"], "FAILED", "{out}");
+    // Past the hold: whatever the held write did, it has done it.
+    tokio::time::sleep_until(held_from + Duration::from_millis(3500)).await;
+    assert_eq!(
+        live_sids(&w, &target).await,
+        ["Hand"],
+        "A's deleted statement is not back"
+    );
+    assert_eq!(
+        proxy(&w).proxy_count(TABLE_ARN, "writes").await - writes_before,
+        2,
+        "the held write landed late, and the repair wrote its correction"
+    );
+    let ev = trail_for(
+        "dynamodb.amazonaws.com",
+        "PutResourcePolicy",
+        json!({"resourceArn": TABLE_ARN}),
+        SOMEONE,
+    );
+    let out = w.invoke(&ev, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(out["Status"], "IN_SYNC", "{out}");
+}
+
 /// Sequence 4, whole-policy variant: the repair is held while the stack deletes the
 /// whole policy; the stale write meets PolicyNotFoundException (ExpectedRevisionId on a
 /// policy that no longer exists) and the policy is not back.
