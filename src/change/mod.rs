@@ -118,6 +118,9 @@ pub struct Change {
     pub existing: bool,
     /// Ask the guard to let a refused grant through (`GuardOverride`).
     pub guard_override: bool,
+    /// When a change handed to the asynchronous queue was asked for (milliseconds since
+    /// the epoch): it orders the owner's changes by when they were asked, not run.
+    pub asked_at: Option<u64>,
 }
 
 /// A change that did not take effect, by what is known of the service's state.
@@ -147,6 +150,11 @@ impl ChangeError {
     /// Whether the ledger itself could not be reached (and nothing was recorded).
     pub fn ledger_unreachable(&self) -> bool {
         matches!(self, ChangeError::Ledger { written: false, error } if !error.too_large)
+    }
+
+    /// Whether the ledger failed (before or after anything was written).
+    pub fn ledger_failed(&self) -> bool {
+        matches!(self, ChangeError::Ledger { error, .. } if !error.too_large)
     }
 }
 
@@ -188,6 +196,9 @@ fn new_record(change: &Change) -> NewRecord {
     options["Token"] = Value::String(change.token.clone());
     if change.guard_override {
         options["GuardOverride"] = Value::Bool(true);
+    }
+    if let Some(at) = change.asked_at {
+        options["AskedAt"] = Value::from(at);
     }
     NewRecord {
         holding,

@@ -17,7 +17,7 @@ use crate::calls::retry::NotFound;
 use crate::change::{execute, Change, Options, Wanted};
 use crate::error::InvocationError;
 use crate::inbound::cloudtrail as drift;
-use crate::inbound::owner_gone;
+use crate::inbound::{owner_gone, rollback};
 use crate::ledger::Holding;
 use crate::model::owner::Owner;
 use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
@@ -52,6 +52,11 @@ pub async fn handle(
         }
         owner_gone::DETAIL_TYPE => {
             return owner_gone::handle(&app, &event, lambda_deadline_ms)
+                .instrument(span)
+                .await;
+        }
+        rollback::DETAIL_TYPE => {
+            return rollback::handle(&app, &event, lambda_deadline_ms)
                 .instrument(span)
                 .await;
         }
@@ -182,6 +187,7 @@ async fn apply(
         policy_id: req.policy_id.clone(),
         take_over: req.take_over,
         guard_override: req.guard_override,
+        asked_at: None,
         existing: false,
     };
     // A plan before apply: the same validation, record and plan, nothing written.

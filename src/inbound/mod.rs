@@ -6,3 +6,4 @@ pub mod cloudtrail;
 pub mod event;
 pub mod eventbridge;
 pub mod owner_gone;
+pub mod rollback;

@@ -90,6 +90,7 @@ pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value,
         policy_id: None,
         take_over: false,
         guard_override: false,
+        asked_at: None,
         existing: true,
     };
     // A late delivery must not remove what the owner asked for since (the same
@@ -97,7 +98,7 @@ pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value,
     let since = detail.get("Since").and_then(Value::as_u64).unwrap_or(0);
     let now = app.ledger().get(&req.target.display_id()).await?;
     if let Some(r) = now.as_ref().and_then(|v| v.owners.get(&change.owner.key())) {
-        if r.present && r.changed_at > since {
+        if r.present && r.asked_at() > since {
             info!("the owner changed after this removal was handed off: it is superseded");
             return Ok(json!({"Status": "SUPERSEDED", "Target": req.target.display_id()}));
         }

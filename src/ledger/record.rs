@@ -75,6 +75,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// When the change that made this record was asked for: a put handed to the
+    /// asynchronous queue carries its hand-off time (`AskedAt`); any other change, and
+    /// every gone record (which keeps the options of the put before it), was asked when
+    /// it was recorded.
+    pub fn asked_at(&self) -> u64 {
+        self.options
+            .get("AskedAt")
+            .and_then(Value::as_u64)
+            .filter(|_| self.present)
+            .unwrap_or(self.changed_at)
+    }
+
     /// The Sids a writer must take out unless a present owner holds them.
     pub fn removable_sids(&self) -> Vec<String> {
         let mut out = self.retired.clone();

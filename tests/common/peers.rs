@@ -293,5 +293,29 @@ pub fn stacks() -> aws_sdk_cloudformation::Client {
                     .build(),
             )
         });
-    mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&rule])
+    // Whether a stack is rolling back an update: stacks named `rolling-*` are.
+    let status = mock!(aws_sdk_cloudformation::Client::describe_stacks).then_compute_output(|r| {
+        use aws_sdk_cloudformation::types::{Stack, StackStatus};
+        let stack = r.stack_name().unwrap_or_default().to_string();
+        let rolling = stack
+            .split(':')
+            .nth(5)
+            .is_some_and(|s| s.starts_with("stack/rolling-"));
+        let status = if rolling {
+            StackStatus::UpdateRollbackInProgress
+        } else {
+            StackStatus::UpdateInProgress
+        };
+        aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput::builder()
+            .stacks(
+                Stack::builder()
+                    .stack_id(&stack)
+                    .stack_name(stack.split('/').nth(1).unwrap_or_default())
+                    .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                    .stack_status(status)
+                    .build(),
+            )
+            .build()
+    });
+    mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&rule, &status])
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_credential_types::Credentials;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use resource_policy_provider::ledger::{Holding, Record, View};
+use resource_policy_provider::policy::same_document;
 use resource_policy_provider::services::Known;
 use resource_policy_provider::settings::Settings;
 use resource_policy_provider::target::Target;
@@ -980,8 +981,7 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_statement_its_owner_de
 /// write arrives, guarded by a revision nobody has moved since, so it passes. The
 /// repair's late-write window catches it: the statement does not stay.
 #[tokio::test]
-async fn a_write_that_lands_after_its_writer_read_again_does_not_bring_back_a_deleted_statement(
-) {
+async fn a_write_that_lands_after_its_writer_read_again_does_not_bring_back_a_deleted_statement() {
     let w = Arc::new(
         build(
             Build {
@@ -1780,6 +1780,149 @@ async fn an_unreachable_ledger_never_fails_a_delete_and_the_owner_gone_event_fin
         .unwrap();
     assert_ne!(out["Status"], "REPAIRED", "{out}");
     assert_eq!(live(&w, &props).await, None);
+}
+
+/// Microburst answers AccessDenied to every ledger read and write (`[]`: back).
+async fn ledger_reachable(w: &World, reachable: bool) {
+    let rules = if reachable {
+        json!([])
+    } else {
+        json!([
+            {"service": "dynamodb", "operation": "UpdateItem", "error": {"code": "AccessDeniedException", "status": 400}},
+            {"service": "dynamodb", "operation": "GetItem", "error": {"code": "AccessDeniedException", "status": 400}},
+        ])
+    };
+    let mb = w.proxy.as_ref().unwrap();
+    let set = resource_policy_provider::response_client()
+        .post(format!("{}/_microburst/rules", mb.url))
+        .body(rules.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success(), "{:?}", set.text().await);
+}
+
+/// The events the function handed to its own asynchronous queue, of this detail-type.
+fn handed(w: &World, detail_type: &str) -> Vec<Value> {
+    w.invoked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail-type"] == detail_type)
+        .cloned()
+        .collect()
+}
+
+/// Rollbacks never get stuck: the ledger becomes unreachable during an update. The
+/// forward Update fails (nothing recorded, nothing written); the rollback Update of a
+/// stack that is rolling back answers SUCCESS and hands the old properties to the
+/// asynchronous queue, which records and writes them once the ledger is back. A late
+/// delivery after the stack's Delete is superseded: the removed grant stays removed.
+#[tokio::test]
+async fn an_unreachable_ledger_never_fails_a_rollback_update_and_the_queue_finishes_it() {
+    let w = build(
+        Build {
+            microburst: Some(json!([])),
+            ..Build::default()
+        },
+        |_| {},
+    )
+    .await;
+    let v1 = json!({"PolicyName": "seq-rb", "Policy": doc(&[st("Grant", "xray:PutTraceSegments")]), "ServiceTimeout": 5});
+    let v2 = json!({"PolicyName": "seq-rb", "Policy": doc(&[st("Grant", "xray:*")]), "ServiceTimeout": 5});
+    let target_id = "xray:us-east-1:policy/seq-rb";
+    let owner = cfn_owner("rolling-app", "Tracing");
+    let id = ok(&create(&w, "rolling-app", "Tracing", &v1).await);
+    // Another resource's update failed; this one had updated to v2.
+    assert_eq!(
+        ok(&update(&w, "rolling-app", "Tracing", &v2, &id, &v1).await),
+        id
+    );
+    assert!(same_document(&live(&w, &v2).await.unwrap(), &v2["Policy"]));
+
+    ledger_reachable(&w, false).await;
+    // A forward Update (its stack is not rolling back) fails: nothing is half done.
+    let out = update(&w, "app", "Tracing", &v2, &id, &v1).await;
+    assert_eq!(out["Status"], "FAILED", "{out}");
+    assert!(
+        handed(&w, "RollbackUpdate").is_empty(),
+        "a forward update is not handed off"
+    );
+    // The rollback Update back to v1 completes.
+    let out = update(&w, "rolling-app", "Tracing", &v1, &id, &v2).await;
+    assert_eq!(ok(&out), id, "the rollback completes: {out}");
+    let events = handed(&w, "RollbackUpdate");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["Owner"], owner);
+
+    // The ledger is back: Lambda's asynchronous queue delivers the event.
+    ledger_reachable(&w, true).await;
+    let out = w.invoke(&events[0], Duration::from_secs(30)).await.unwrap();
+    assert_eq!(out["Status"], "APPLIED", "{out}");
+    assert!(same_document(&live(&w, &v1).await.unwrap(), &v1["Policy"]));
+    let r = record(&w, target_id, &owner).await;
+    let held = matches!(&r.holding, Holding::Policy(p) if same_document(p, &v1["Policy"]));
+    assert!(r.present && r.settled && held, "{r:?}");
+
+    // The stack is deleted; a second delivery of the rollback comes after: superseded.
+    ok(&delete(&w, "rolling-app", "Tracing", &v1, &id).await);
+    assert_eq!(live(&w, &v1).await, None);
+    let out = w.invoke(&events[0], Duration::from_secs(30)).await.unwrap();
+    assert_eq!(out["Status"], "SUPERSEDED", "{out}");
+    assert_eq!(live(&w, &v1).await, None, "the removed grant stays removed");
+}
+
+/// A rollback handed off while the ledger was down, and the stack's Delete handed off
+/// too: Lambda may deliver them in either order. Ordered by when they were asked, the
+/// Delete wins both ways.
+#[tokio::test]
+async fn a_rollback_and_a_delete_handed_off_in_either_order_end_removed() {
+    for delete_first in [false, true] {
+        let w = build(
+            Build {
+                microburst: Some(json!([])),
+                ..Build::default()
+            },
+            |_| {},
+        )
+        .await;
+        let name = format!("seq-rb-{delete_first}");
+        let v1 = json!({"PolicyName": name, "Policy": doc(&[st("Grant", "xray:PutTraceSegments")]), "ServiceTimeout": 5});
+        let v2 = json!({"PolicyName": name, "Policy": doc(&[st("Grant", "xray:*")]), "ServiceTimeout": 5});
+        let id = ok(&create(&w, "rolling-app", "Tracing", &v1).await);
+        ok(&update(&w, "rolling-app", "Tracing", &v2, &id, &v1).await);
+        ledger_reachable(&w, false).await;
+        ok(&update(&w, "rolling-app", "Tracing", &v1, &id, &v2).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        ok(&delete(&w, "rolling-app", "Tracing", &v1, &id).await);
+        let rollback = handed(&w, "RollbackUpdate");
+        let gone = handed(&w, "OwnerGone");
+        assert_eq!(
+            (rollback.len(), gone.len()),
+            (1, 1),
+            "{rollback:?} {gone:?}"
+        );
+        ledger_reachable(&w, true).await;
+        let (first, second) = if delete_first {
+            (&gone[0], &rollback[0])
+        } else {
+            (&rollback[0], &gone[0])
+        };
+        let a = w.invoke(first, Duration::from_secs(30)).await.unwrap();
+        let b = w.invoke(second, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(
+            live(&w, &v1).await,
+            None,
+            "delete_first={delete_first}: {a} {b}"
+        );
+        let r = record(
+            &w,
+            &format!("xray:us-east-1:policy/{name}"),
+            &cfn_owner("rolling-app", "Tracing"),
+        )
+        .await;
+        assert!(!r.present, "delete_first={delete_first}: {r:?}");
+    }
 }
 
 /// Sequence 9, late delivery: the `OwnerGone` event of a Delete made while the ledger

@@ -387,7 +387,7 @@ def test_platform_knobs_and_drift_modes(ministack, stacks, provider_code, aws):
     assert tags.items() <= {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role)["Tags"]}.items()
     operations = iam.get_role_policy(RoleName=role, PolicyName="Operations")["PolicyDocument"]["Statement"]
     by_sid = {s["Sid"]: s for s in operations}
-    assert set(by_sid) == {"Logs", "FailedInvocations", "OwnersStackResources", "DriftEvents", "Tracing",
+    assert set(by_sid) == {"Logs", "FailedInvocations", "StackRollingBack", "OwnersStackResources", "DriftEvents", "Tracing",
                            "Encryption"}
     assert by_sid["DriftEvents"]["Resource"].endswith(f":event-bus/{bus}")
     assert sorted(by_sid["Tracing"]["Action"]) == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]

@@ -536,6 +536,7 @@ async fn removing_the_last_statement_never_deletes_one_added_meanwhile() {
         policy_id: None,
         take_over: false,
         guard_override: false,
+        asked_at: None,
         existing: true,
     };
     execute(&app, &change, &budget(5_000)).await.unwrap();

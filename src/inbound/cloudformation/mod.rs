@@ -27,6 +27,7 @@ use crate::calls::budget::Budget;
 use crate::calls::retry::NotFound;
 use crate::change::{execute, Change, ChangeError, Options, Wanted};
 use crate::error::InvocationError;
+use crate::inbound::rollback;
 use crate::ledger::Holding;
 use crate::model::owner::Owner;
 use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
@@ -297,6 +298,7 @@ fn change(req: &PolicyRequest, owner: &Owner, token: &str, not_found: NotFound) 
         policy_id: req.policy_id.clone(),
         take_over: req.take_over,
         guard_override: req.guard_override,
+        asked_at: None,
         // Only an Update on the same target (its resource may not appear) is of an
         // owner that already holds what is there.
         existing: not_found == NotFound::Final,
@@ -372,23 +374,59 @@ async fn update(
         // Same target: the id it received, so CloudFormation deletes nothing.
         return match execute(app, &c, budget).await {
             Ok(applied) => Outcome::success(old.id.to_string(), data(&req, &applied)),
-            Err(e) => Outcome::failed(old.id.to_string(), e.to_string()),
+            Err(e) => match rollback_handed_off(app, props, &req, owner, request_id, &e).await {
+                Some(done) => Outcome::success(old.id.to_string(), done),
+                None => Outcome::failed(old.id.to_string(), e.to_string()),
+            },
         };
     }
     // A new target: put there and return its id; CloudFormation then deletes the old
     // one. The new target may be a resource made in this same update a moment ago.
     info!(old = ?old_target.map(|t| t.display_id()), "target changed: replacing");
     let c = change(&req, owner, request_id, NotFound::MayAppear);
-    match execute(app, &c, budget).await {
-        Ok(applied) => Outcome::success(
-            physical_id::for_target(&req.target, &Known::default()),
-            data(&req, &applied),
-        ),
-        Err(e) if e.may_have_written() => Outcome::failed(
+    let new_id = physical_id::for_target(&req.target, &Known::default());
+    let e = match execute(app, &c, budget).await {
+        Ok(applied) => return Outcome::success(new_id, data(&req, &applied)),
+        Err(e) => e,
+    };
+    if let Some(done) = rollback_handed_off(app, props, &req, owner, request_id, &e).await {
+        return Outcome::success(new_id, done);
+    }
+    if e.may_have_written() {
+        Outcome::failed(
             old.id.to_string(),
             undo_replacement(app, &c, e, budget).await,
-        ),
-        Err(e) => Outcome::failed(old.id.to_string(), e.to_string()),
+        )
+    } else {
+        Outcome::failed(old.id.to_string(), e.to_string())
+    }
+}
+
+/// A rollback Update the ledger failed: handed to the asynchronous queue, which records
+/// and writes it once the ledger answers, and answered SUCCESS, so the stack's rollback
+/// completes. `None`: not a ledger failure, not a rollback, or the hand-off failed.
+async fn rollback_handed_off(
+    app: &App,
+    props: &Value,
+    req: &PolicyRequest,
+    owner: &Owner,
+    request_id: &str,
+    failure: &ChangeError,
+) -> Option<HashMap<String, String>> {
+    if !failure.ledger_failed() || !rollback::rolling_back(app, owner).await {
+        return None;
+    }
+    let event = rollback::event(props, owner, request_id);
+    match rollback::send(app, &event).await {
+        Ok(()) => {
+            warn!(error = %failure, "the ledger failed during a rollback: the rollback update \
+                continues asynchronously");
+            Some(data(req, &Applied::default()))
+        }
+        Err(why) => {
+            error!(%why, "could not hand the rollback update off");
+            None
+        }
     }
 }
 
@@ -481,6 +519,7 @@ async fn delete(
         policy_id: None,
         take_over: false,
         guard_override: false,
+        asked_at: None,
         existing: true,
     };
     let done = |applied: &Applied| {
