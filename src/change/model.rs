@@ -52,16 +52,16 @@
 //!   writer that planned without the record had written since. Closed: only a write is
 //!   planned from that read (its precondition catches a stale one)
 //!   ([`World::reread_before_noop`]);
+//! - a write that timed out on the writer's side and lands later, after the writer
+//!   read again and found nothing to do, passes the precondition. Closed for writes
+//!   within the late-write window ([`World::late_window`]): the model reads the window
+//!   as "the late write has landed or is lost when the wait ends";
 //! - still open: a refused record, until its withdrawal, counts against later records
-//!   (a change may be refused for a Sid no accepted owner holds; retrying succeeds);
-//!   and a write that timed out on the writer's side and lands later, after the writer
-//!   read again and found nothing to do, passes the precondition. Writing again after
-//!   an unknown outcome ([`World::rewrite_after_unknown`]) closes it in the model, but
-//!   DynamoDB gives an identical document the same RevisionId, so the executor does not
-//!   rely on it: the next repair converges the target instead.
+//!   (a change may be refused for a Sid no accepted owner holds; retrying succeeds).
 //!
-//! Not modelled: time (retired Sids are never pruned; budgets do not run out), SSM's
-//! several policies per parameter, the ledger being unreachable, adoption of owners
+//! Not modelled: time (retired Sids are never pruned; budgets do not run out; a late
+//! write outlasting the window), SSM's several policies per parameter, the ledger being
+//! unreachable (tests/drift/sequences.rs drives those hand-offs), adoption of owners
 //! from before the ledger, apply requests (their owners behave as CloudFormation's do).
 
 use std::cell::RefCell;
