@@ -52,13 +52,18 @@ pub async fn send(app: &App, event: &Value) -> Result<(), String> {
     app.invoke_self(event, "the removal").await
 }
 
-/// Records the owner gone (if it is not yet) and converges the target.
-pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value, InvocationError> {
+/// A handed-off event's detail: the target (or properties) under `key`, and the owner.
+pub(crate) fn read_detail(
+    app: &App,
+    event: &Value,
+    key: &str,
+    needed: PolicyNeeded,
+) -> Result<(Value, PolicyRequest, Owner), InvalidRequest> {
     let detail = event.get("detail").cloned().unwrap_or(Value::Null);
     let req = PolicyRequest::from_properties(
-        detail.get("Target").unwrap_or(&Value::Null),
+        detail.get(key).unwrap_or(&Value::Null),
         &app.region,
-        PolicyNeeded::No,
+        needed,
     )?;
     let owner = detail
         .get("Owner")
@@ -67,6 +72,12 @@ pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value,
         .ok_or_else(|| {
             InvalidRequest::new("Owner", "Owner is not an owner key this function made")
         })?;
+    Ok((detail, req, owner))
+}
+
+/// Records the owner gone (if it is not yet) and converges the target.
+pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value, InvocationError> {
+    let (detail, req, owner) = read_detail(app, event, "Target", PolicyNeeded::No)?;
     let change = Change {
         target: req.target.clone(),
         owner,

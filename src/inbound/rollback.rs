@@ -19,7 +19,7 @@ use crate::change::{execute, Change, Options, Wanted};
 use crate::error::InvocationError;
 use crate::ledger::now_ms;
 use crate::model::owner::Owner;
-use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
+use crate::model::request::{InvalidRequest, PolicyNeeded};
 
 pub const DETAIL_TYPE: &str = "RollbackUpdate";
 
@@ -75,19 +75,8 @@ pub async fn send(app: &App, event: &Value) -> Result<(), String> {
 
 /// Records and writes the rollback's properties, unless the owner changed since.
 pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value, InvocationError> {
-    let detail = event.get("detail").cloned().unwrap_or(Value::Null);
-    let req = PolicyRequest::from_properties(
-        detail.get("Properties").unwrap_or(&Value::Null),
-        &app.region,
-        PolicyNeeded::Yes,
-    )?;
-    let owner = detail
-        .get("Owner")
-        .and_then(Value::as_str)
-        .and_then(Owner::parse)
-        .ok_or_else(|| {
-            InvalidRequest::new("Owner", "Owner is not an owner key this function made")
-        })?;
+    let (detail, req, owner) =
+        super::owner_gone::read_detail(app, event, "Properties", PolicyNeeded::Yes)?;
     let since = detail
         .get("Since")
         .and_then(Value::as_u64)
