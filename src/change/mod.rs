@@ -256,7 +256,9 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
     // recorded with the put, in the same update.
     let mut preread = None;
     if present {
-        let judged = judge_before_record(app, change, &record, budget).await?;
+        // (Boxed, as the converges below: keeps the nesting of futures callers build
+        // on `execute` shallow enough for the compiler's layout queries.)
+        let judged = Box::pin(judge_before_record(app, change, &record, budget)).await?;
         record.prior = judged.prior;
         preread = judged.preread;
     }
@@ -347,7 +349,7 @@ pub async fn execute(app: &App, change: &Change, budget: &Budget) -> Result<Appl
         not_found: change.not_found,
         preread,
     };
-    match converge(app, view, &writer, Mode::Apply, budget).await {
+    match Box::pin(converge(app, view, &writer, Mode::Apply, budget)).await {
         Ok(done) => Ok(done.applied),
         Err(e) => {
             if present && !e.may_have_written() {
@@ -623,7 +625,7 @@ async fn withdraw(
         not_found: NotFound::Final,
         preread: None,
     };
-    if let Err(e) = converge(app, view, &writer, Mode::Repair, budget).await {
+    if let Err(e) = Box::pin(converge(app, view, &writer, Mode::Repair, budget)).await {
         warn!(error = %e, "could not converge the target after withdrawing the refused change");
     }
 }
