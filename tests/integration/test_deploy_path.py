@@ -172,8 +172,12 @@ def test_template_yaml_deploys(ministack, provider_stack):
         "aps": ("PutResourcePolicy", "DescribeResourcePolicy", "DeleteResourcePolicy"),
         "ssm": ("PutResourcePolicy", "GetResourcePolicies", "DeleteResourcePolicy"),
     }.items() for verb in verbs), inline
-    # Drift disabled, no tracing, no key: logs and the dead-letter queue only.
-    assert actions("Operations") == ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"]
+    # Drift disabled, no tracing, no key: logs, the dead-letter queue, and whether a
+    # stack is rolling back (read only).
+    assert actions("Operations") == ["cloudformation:DescribeStacks", "logs:CreateLogStream",
+                                     "logs:PutLogEvents", "sqs:SendMessage"]
+    [rolling] = [s for s in inline["Operations"]["Statement"] if s["Sid"] == "StackRollingBack"]
+    assert rolling["Resource"].endswith(":stack/*"), rolling
     assert actions("Ledger") == ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"]
     assert inline["Ledger"]["Statement"][0]["Resource"].endswith(f"table/{out['LedgerTable']}")
     [self_invoke] = inline["SelfInvoke"]["Statement"]
