@@ -339,7 +339,10 @@ async fn late_write_landed(
 ) -> bool {
     let window = app.settings.late_write_window;
     if Instant::now() + window >= budget.work_deadline() {
-        warn!("a write whose outcome is unknown may still land after this change answers;             the next repair or reconcile converges the target");
+        warn!(
+            "a write whose outcome is unknown may still land after this change answers; \
+             the next repair or reconcile converges the target"
+        );
         return false;
     }
     info!(
