@@ -13,7 +13,7 @@ use crate::calls::budget::Budget;
 use crate::calls::retry::NotFound;
 use crate::change::{execute, target_request, Change, Options, Wanted};
 use crate::error::InvocationError;
-use crate::ledger::{now_ms, Holding};
+use crate::ledger::{now_ms, Holding, LedgerError, Record};
 use crate::model::owner::Owner;
 use crate::model::request::{InvalidRequest, PolicyNeeded, PolicyRequest};
 
@@ -75,6 +75,20 @@ pub(crate) fn read_detail(
     Ok((detail, req, owner))
 }
 
+/// The owner's record on the target if a change of it was asked for after `since` (a
+/// handed-off event's time): that change supersedes the event.
+pub(crate) async fn asked_since(
+    app: &App,
+    target_id: &str,
+    owner: &Owner,
+    since: u64,
+) -> Result<Option<Record>, LedgerError> {
+    let now = app.ledger().get(target_id).await?;
+    Ok(now
+        .and_then(|mut v| v.owners.remove(&owner.key()))
+        .filter(|r| r.asked_at() > since))
+}
+
 /// Records the owner gone (if it is not yet) and converges the target.
 pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value, InvocationError> {
     let (detail, req, owner) = read_detail(app, event, "Target", PolicyNeeded::No)?;
@@ -107,12 +121,13 @@ pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value,
     // A late delivery must not remove what the owner asked for since (the same
     // logical id created again after the Delete).
     let since = detail.get("Since").and_then(Value::as_u64).unwrap_or(0);
-    let now = app.ledger().get(&req.target.display_id()).await?;
-    if let Some(r) = now.as_ref().and_then(|v| v.owners.get(&change.owner.key())) {
-        if r.present && r.asked_at() > since {
-            info!("the owner changed after this removal was handed off: it is superseded");
-            return Ok(json!({"Status": "SUPERSEDED", "Target": req.target.display_id()}));
-        }
+    let target_id = req.target.display_id();
+    if asked_since(app, &target_id, &change.owner, since)
+        .await?
+        .is_some_and(|r| r.present)
+    {
+        info!("the owner changed after this removal was handed off: it is superseded");
+        return Ok(json!({"Status": "SUPERSEDED", "Target": target_id}));
     }
     let budget = Budget::from_lambda_deadline(deadline_ms, None, app.settings.response_reserve);
     let applied = execute(app, &change, &budget)

@@ -17,6 +17,7 @@ use crate::calls::budget::Budget;
 use crate::calls::retry::NotFound;
 use crate::change::{execute, Change, Options, Wanted};
 use crate::error::InvocationError;
+use crate::inbound::owner_gone::{asked_since, read_detail};
 use crate::ledger::now_ms;
 use crate::model::owner::Owner;
 use crate::model::request::{InvalidRequest, PolicyNeeded};
@@ -26,10 +27,7 @@ pub const DETAIL_TYPE: &str = "RollbackUpdate";
 /// Whether the owner's stack is rolling back an update (`DescribeStacks`, read only).
 /// Unknown (not a stack owner, access denied, throttled) counts as no.
 pub async fn rolling_back(app: &App, owner: &Owner) -> bool {
-    let Owner::Stack { stack_id, .. } = owner else {
-        return false;
-    };
-    let Some(region) = stack_id.split(':').nth(3).filter(|r| !r.is_empty()) else {
+    let (Owner::Stack { stack_id, .. }, Some(region)) = (owner, owner.stack_region()) else {
         return false;
     };
     let out = app
@@ -75,19 +73,15 @@ pub async fn send(app: &App, event: &Value) -> Result<(), String> {
 
 /// Records and writes the rollback's properties, unless the owner changed since.
 pub async fn handle(app: &App, event: &Value, deadline_ms: u64) -> Result<Value, InvocationError> {
-    let (detail, req, owner) =
-        super::owner_gone::read_detail(app, event, "Properties", PolicyNeeded::Yes)?;
+    let (detail, req, owner) = read_detail(app, event, "Properties", PolicyNeeded::Yes)?;
     let since = detail
         .get("Since")
         .and_then(Value::as_u64)
         .ok_or_else(|| InvalidRequest::new("Since", "Since is the hand-off time, a number"))?;
     let target_id = req.target.display_id();
-    let now = app.ledger().get(&target_id).await?;
-    if let Some(r) = now.as_ref().and_then(|v| v.owners.get(&owner.key())) {
-        if r.asked_at() > since {
-            info!("the owner changed after this rollback was handed off: it is superseded");
-            return Ok(json!({"Status": "SUPERSEDED", "Target": target_id}));
-        }
+    if asked_since(app, &target_id, &owner, since).await?.is_some() {
+        info!("the owner changed after this rollback was handed off: it is superseded");
+        return Ok(json!({"Status": "SUPERSEDED", "Target": target_id}));
     }
     let change = Change {
         target: req.target.clone(),

@@ -46,6 +46,14 @@ impl Owner {
         }
     }
 
+    /// A stack owner's region (from its StackId); `None` for a sender.
+    pub fn stack_region(&self) -> Option<&str> {
+        match self {
+            Owner::Stack { stack_id, .. } => stack_id.split(':').nth(3).filter(|r| !r.is_empty()),
+            Owner::Sender { .. } => None,
+        }
+    }
+
     /// Reads a key back; `None` for a key this function did not make.
     pub fn parse(key: &str) -> Option<Owner> {
         if let Some(rest) = key.strip_prefix(STACK) {
@@ -87,8 +95,11 @@ mod tests {
         );
         assert_eq!(Owner::parse(&stack.key()), Some(stack.clone()));
         assert!(stack.to_string().contains("TablePolicy") && stack.to_string().contains("app"));
+        assert_eq!(stack.stack_region(), Some("us-east-1"));
+        assert_eq!(Owner::stack("not-an-arn", "X").stack_region(), None);
         let sender = Owner::sender("123456789012", "team.payments/deploy");
         assert_eq!(sender.key(), "events:123456789012/team.payments/deploy");
+        assert_eq!(sender.stack_region(), None);
         assert_eq!(Owner::parse(&sender.key()), Some(sender));
         assert_eq!(Owner::parse("eventbridge:x/y"), None);
     }

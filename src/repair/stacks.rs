@@ -13,8 +13,15 @@ use crate::model::owner::Owner;
 /// Whether the stack resource exists: `Some(false)` when CloudFormation says it is gone
 /// (deleted, or skipped when its stack was deleted), `None` when that cannot be told
 /// (then the owner is kept: a repair is never a reason to drop one).
-async fn exists(app: &App, stack_id: &str, logical_id: &str) -> Option<bool> {
-    let region = stack_id.split(':').nth(3).filter(|r| !r.is_empty())?;
+async fn exists(app: &App, owner: &Owner) -> Option<bool> {
+    let Owner::Stack {
+        stack_id,
+        logical_id,
+    } = owner
+    else {
+        return None;
+    };
+    let region = owner.stack_region()?;
     let out = app
         .clients
         .cloudformation(region)
@@ -54,14 +61,10 @@ async fn exists(app: &App, stack_id: &str, logical_id: &str) -> Option<bool> {
 pub async fn without_deleted_stacks(app: &App, view: &View) -> Option<View> {
     let mut changed = false;
     for (key, _) in view.present() {
-        let Some(Owner::Stack {
-            stack_id,
-            logical_id,
-        }) = Owner::parse(key)
-        else {
+        let Some(owner @ Owner::Stack { .. }) = Owner::parse(key) else {
             continue;
         };
-        if exists(app, &stack_id, &logical_id).await != Some(false) {
+        if exists(app, &owner).await != Some(false) {
             continue;
         }
         info!(owner = %key, "the owner's stack resource is gone: recorded gone, not restored");
