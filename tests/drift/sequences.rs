@@ -899,6 +899,16 @@ async fn ddb_world(lock_ms: u64) -> World {
     w
 }
 
+/// Someone else's PutResourcePolicy on the table, as CloudTrail reports it.
+fn table_drift() -> Value {
+    trail_for(
+        "dynamodb.amazonaws.com",
+        "PutResourcePolicy",
+        json!({"resourceArn": TABLE_ARN}),
+        SOMEONE,
+    )
+}
+
 fn proxy(w: &World) -> &peers::Peer {
     w.proxy.as_ref().unwrap()
 }
@@ -931,12 +941,7 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_statement_its_owner_de
     let repair = {
         let w = w.clone();
         tokio::spawn(async move {
-            let ev = trail_for(
-                "dynamodb.amazonaws.com",
-                "PutResourcePolicy",
-                json!({"resourceArn": TABLE_ARN}),
-                SOMEONE,
-            );
+            let ev = table_drift();
             w.invoke(&ev, Duration::from_secs(30)).await
         })
     };
@@ -965,12 +970,7 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_statement_its_owner_de
     let r = record(&w, TABLE_ARN, &cfn_owner("stack-b", "Grant")).await;
     assert!(!r.present, "{r:?}");
     // And a later check agrees: nothing owned by nobody.
-    let ev = trail_for(
-        "dynamodb.amazonaws.com",
-        "PutResourcePolicy",
-        json!({"resourceArn": TABLE_ARN}),
-        SOMEONE,
-    );
+    let ev = table_drift();
     let out = w.invoke(&ev, Duration::from_secs(30)).await.unwrap();
     assert_eq!(out["Status"], "IN_SYNC", "{out}");
 }
@@ -1014,12 +1014,7 @@ async fn a_write_that_lands_after_its_writer_read_again_does_not_bring_back_a_de
     let repair = {
         let w = w.clone();
         tokio::spawn(async move {
-            let ev = trail_for(
-                "dynamodb.amazonaws.com",
-                "PutResourcePolicy",
-                json!({"resourceArn": TABLE_ARN}),
-                SOMEONE,
-            );
+            let ev = table_drift();
             w.invoke(&ev, Duration::from_secs(60)).await
         })
     };
@@ -1045,12 +1040,7 @@ async fn a_write_that_lands_after_its_writer_read_again_does_not_bring_back_a_de
         2,
         "the held write landed late, and the repair wrote its correction"
     );
-    let ev = trail_for(
-        "dynamodb.amazonaws.com",
-        "PutResourcePolicy",
-        json!({"resourceArn": TABLE_ARN}),
-        SOMEONE,
-    );
+    let ev = table_drift();
     let out = w.invoke(&ev, Duration::from_secs(30)).await.unwrap();
     assert_eq!(out["Status"], "IN_SYNC", "{out}");
 }
@@ -1075,12 +1065,7 @@ async fn a_repair_held_at_its_write_does_not_bring_back_a_whole_policy_its_stack
     let repair = {
         let w = w.clone();
         tokio::spawn(async move {
-            let ev = trail_for(
-                "dynamodb.amazonaws.com",
-                "PutResourcePolicy",
-                json!({"resourceArn": TABLE_ARN}),
-                SOMEONE,
-            );
+            let ev = table_drift();
             w.invoke(&ev, Duration::from_secs(30)).await
         })
     };
